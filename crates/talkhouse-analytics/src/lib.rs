@@ -1,0 +1,30 @@
+//! Analytics over the cross-vendor model: views, metrics, sentiment and the report.
+//!
+//! * [`model_views`]: the views `talkhouse.messages`, `talkhouse.conversations`,
+//!   `talkhouse.sessions` and `talkhouse.first_responses` over the base tables every source
+//!   writes (`talkhouse.model_messages`, `talkhouse.model_conversations`), in portable SQL.
+//! * [`sentiment`] / [`enrich_row`]: a score in [-1, 1] per English message (VADER), `None` for
+//!   other languages; [`detect_language`] tells which.
+//! * [`report`]: every figure of `talkhouse report` (DESIGN.md §4) through
+//!   [`Destination::query`](talkhouse_model::Destination::query), rendered by
+//!   [`Report::to_json`], [`Report::to_table`] and [`Report::to_html`].
+//! * [`metrics`]: the definitions (percentiles, rates, first response) in plain Rust.
+//!
+//! ```
+//! let views = talkhouse_analytics::model_view_statements();
+//! assert!(views[0].starts_with("CREATE OR REPLACE VIEW talkhouse.messages AS SELECT"));
+//! ```
+
+mod lang;
+pub mod metrics;
+mod render;
+pub mod report;
+pub mod sentiment;
+pub mod sql;
+mod views;
+
+pub use lang::detect_language;
+pub use render::human_seconds;
+pub use report::{AnalyticsError, Report, ReportOptions, report, report_with};
+pub use sentiment::{enrich_row, score_message, sentiment};
+pub use views::{model_view_statements, model_views};

@@ -1,0 +1,85 @@
+//! The views and the report against real SQL engines, checked against figures computed here in
+//! plain Rust from the same generated data.
+//!
+//! * PostgreSQL: the local server (`TALKHOUSE_TEST_PG`, default
+//!   `host=127.0.0.1 user=postgres dbname=test`); a fresh database per run, dropped afterwards.
+//! * DuckDB: through Python's `duckdb` module when it is installed (`pip install duckdb`), since
+//!   the Rust crate takes twenty minutes to build; same SQL, same checks.
+//!
+//! PostgreSQL reads Ultimate's metrics from its tables, DuckDB from views shaped like the Ultimate
+//! connector's, so both paths meet the same reference.
+//!
+//! An engine that is not available is reported and skipped, not failed.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    missing_docs
+)]
+
+mod support;
+
+use support::{Dataset, Engine, check_report};
+
+#[tokio::test]
+async fn postgres_views_and_report_match_reference() {
+    let Some(engine) = support::pg::connect().await else {
+        eprintln!("SKIPPED: no PostgreSQL reachable");
+        return;
+    };
+    run(&engine).await;
+    engine.cleanup().await;
+}
+
+#[tokio::test]
+async fn duckdb_views_and_report_match_reference() {
+    let Some(engine) = support::duck::connect() else {
+        eprintln!("SKIPPED: python3 with the duckdb module is not installed");
+        return;
+    };
+    run(&engine).await;
+}
+
+async fn run(engine: &dyn Engine) {
+    let data = Dataset::generate(7, 240);
+    engine.load(&data).await;
+    for stmt in talkhouse_analytics::model_view_statements() {
+        engine
+            .dest()
+            .execute(&stmt)
+            .await
+            .unwrap_or_else(|e| panic!("{stmt}\n{e}"));
+    }
+    // Row-level checks of the views.
+    support::check_views(engine.dest(), &data).await;
+    // The report, whole and with --since.
+    let report = talkhouse_analytics::report(engine.dest(), None)
+        .await
+        .unwrap();
+    check_report(&report, &data, None);
+    let since = data.since_day();
+    let report = talkhouse_analytics::report(engine.dest(), Some(since))
+        .await
+        .unwrap();
+    check_report(&report, &data, Some(since));
+    // Renders without panicking and carries the figures.
+    let html = report.to_html();
+    assert!(html.contains("<svg") && html.contains("</html>"));
+    let table = report.to_table();
+    assert!(table.contains("First response"));
+    let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+    for key in [
+        "generated_at",
+        "since",
+        "sources",
+        "conversations",
+        "messages",
+        "first_response_seconds",
+        "sentiment",
+        "ultimate",
+        "ada",
+    ] {
+        assert!(json.get(key).is_some(), "missing key {key}");
+    }
+}

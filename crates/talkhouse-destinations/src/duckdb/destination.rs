@@ -1,0 +1,529 @@
+//! [`DuckDbDestination`]: the Destination implementation.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use duckdb::types::Value;
+use duckdb::{Connection, appender_params_from_iter, params};
+use talkhouse_model::{
+    Cell, ColumnType, Commit, CommitStats, Destination, DestinationError, EraseMode, LoadRecord,
+    MODEL_SCHEMA, QueryRows, Row, TableRef, TableSpec,
+};
+
+use super::values::{sql_type, to_json, to_value};
+use crate::quote_ident as q;
+
+type Result<T> = std::result::Result<T, DestinationError>;
+
+/// A DuckDB warehouse file (or an in-memory database for tests).
+pub struct DuckDbDestination {
+    target: String,
+    conn: Arc<Mutex<Connection>>,
+    specs: Arc<Mutex<HashMap<(String, String), TableSpec>>>,
+}
+
+impl std::fmt::Debug for DuckDbDestination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuckDbDestination")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+fn db_err(context: impl Into<String>) -> impl FnOnce(duckdb::Error) -> DestinationError {
+    let context = context.into();
+    move |e| DestinationError::query(context, e)
+}
+
+fn staging_name(schema: &str, table: &str) -> String {
+    format!("stage__{schema}__{table}")
+}
+
+fn naive_micros(t: chrono::DateTime<chrono::Utc>) -> Value {
+    Value::Timestamp(duckdb::types::TimeUnit::Microsecond, t.timestamp_micros())
+}
+
+impl DuckDbDestination {
+    /// Opens (or creates) a warehouse file.
+    ///
+    /// # Errors
+    /// When the file cannot be opened, for instance because another process holds it.
+    pub fn open(path: &Path) -> Result<Self> {
+        let target = path.display().to_string();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| DestinationError::Connect {
+                target: target.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|e| {
+            let mut message = e.to_string();
+            if message.contains("lock") {
+                message.push_str(
+                    " (another talkhouse process has this file open; DuckDB allows one writer per file — \
+                     stop it, or use a PostgreSQL destination for several processes)",
+                );
+            }
+            DestinationError::Connect { target: target.clone(), message }
+        })?;
+        Ok(Self::with_connection(target, conn))
+    }
+
+    /// An in-memory database (tests, and reading Delta tables for reports).
+    ///
+    /// # Errors
+    /// When DuckDB cannot start.
+    pub fn in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().map_err(|e| DestinationError::Connect {
+            target: ":memory:".into(),
+            message: e.to_string(),
+        })?;
+        Ok(Self::with_connection(":memory:".into(), conn))
+    }
+
+    fn with_connection(target: String, conn: Connection) -> Self {
+        Self {
+            target,
+            conn: Arc::new(Mutex::new(conn)),
+            specs: Arc::default(),
+        }
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Mutex<HashMap<(String, String), TableSpec>>) -> Result<T>
+            + Send
+            + 'static,
+    {
+        let conn = self.conn.clone();
+        let specs = self.specs.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut guard, &specs)
+        })
+        .await
+        .map_err(|e| DestinationError::query("duckdb worker", e))?
+    }
+}
+
+const INIT_SQL: &str = "
+CREATE SCHEMA IF NOT EXISTS talkhouse;
+CREATE TABLE IF NOT EXISTS talkhouse.state (
+    source VARCHAR NOT NULL, stream VARCHAR NOT NULL, cursor JSON, updated_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS talkhouse.loads (
+    load_id VARCHAR NOT NULL, source VARCHAR NOT NULL, stream VARCHAR NOT NULL,
+    started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, status VARCHAR NOT NULL,
+    rows BIGINT NOT NULL, quarantined BIGINT NOT NULL, error VARCHAR);
+CREATE TABLE IF NOT EXISTS talkhouse.quarantine (
+    source VARCHAR NOT NULL, stream VARCHAR NOT NULL, location VARCHAR, error VARCHAR,
+    payload VARCHAR, load_id VARCHAR, quarantined_at TIMESTAMP NOT NULL);
+";
+
+/// Longest quarantined payload kept, in bytes.
+const MAX_PAYLOAD: usize = 64 * 1024;
+
+fn prepare_table(conn: &Connection, schema: &str, spec: &TableSpec) -> Result<()> {
+    let table = spec.table.name;
+    let ctx = format!("creating {schema}.{table}");
+    let mut cols: Vec<String> = spec
+        .columns
+        .iter()
+        .map(|c| format!("{} {}", q(c.name), sql_type(c.ty)))
+        .collect();
+    cols.extend([
+        "_raw JSON".to_owned(),
+        "_synced_at TIMESTAMP".to_owned(),
+        "_load_id VARCHAR".to_owned(),
+        "_deleted_at TIMESTAMP".to_owned(),
+    ]);
+    conn.execute_batch(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {s}; CREATE TABLE IF NOT EXISTS {s}.{t} ({cols});",
+        s = q(schema),
+        t = q(table),
+        cols = cols.join(", ")
+    ))
+    .map_err(db_err(ctx.clone()))?;
+    // Evolve: add columns a newer spec declares.
+    let mut stmt = conn
+        .prepare("SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?")
+        .map_err(db_err(ctx.clone()))?;
+    let existing: Vec<String> = stmt
+        .query_map(params![schema, table], |r| r.get::<_, String>(0))
+        .map_err(db_err(ctx.clone()))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(db_err(ctx.clone()))?;
+    for c in &spec.columns {
+        if !existing.iter().any(|e| e == c.name) {
+            tracing::info!(schema, table, column = c.name, "adding column");
+            conn.execute_batch(&format!(
+                "ALTER TABLE {}.{} ADD COLUMN {} {}",
+                q(schema),
+                q(table),
+                q(c.name),
+                sql_type(c.ty)
+            ))
+            .map_err(db_err(ctx.clone()))?;
+        }
+    }
+    let mut stage_cols: Vec<String> = spec
+        .columns
+        .iter()
+        .map(|c| format!("{} {}", q(c.name), sql_type(c.ty)))
+        .collect();
+    stage_cols.extend(["_raw VARCHAR".to_owned(), "_seq BIGINT".to_owned()]);
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE {} ({})",
+        q(&staging_name(schema, table)),
+        stage_cols.join(", ")
+    ))
+    .map_err(db_err(ctx))?;
+    Ok(())
+}
+
+/// JSON text of a model row's cells, standing in for `_raw`.
+fn cells_json(row: &Row) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = row
+        .cells
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| ((*k).to_owned(), v.to_json()))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+fn eq_on(cols: &[&str], a: &str, b: &str) -> String {
+    cols.iter()
+        .map(|c| format!("{a}.{col} = {b}.{col}", col = q(c)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+fn merge_table(
+    conn: &Connection,
+    schema: &str,
+    spec: &TableSpec,
+    rows: &[&Row],
+    synced_at: chrono::DateTime<chrono::Utc>,
+    load_id: &str,
+) -> Result<u64> {
+    let table = spec.table.name;
+    let ctx = format!("merging {schema}.{table}");
+    let stage = q(&staging_name(schema, table));
+    let target = format!("{}.{}", q(schema), q(table));
+    conn.execute_batch(&format!("DELETE FROM {stage}"))
+        .map_err(db_err(ctx.clone()))?;
+    {
+        let mut app = conn
+            .appender_to_catalog_and_db(&staging_name(schema, table), "temp", "main")
+            .map_err(db_err(ctx.clone()))?;
+        for (seq, row) in rows.iter().enumerate() {
+            let mut values: Vec<Value> = Vec::with_capacity(spec.columns.len() + 2);
+            for c in &spec.columns {
+                values.push(
+                    row.get(c.name)
+                        .map_or(Value::Null, |cell| to_value(cell, c.ty)),
+                );
+            }
+            values.push(Value::Text(
+                row.raw.clone().unwrap_or_else(|| cells_json(row)),
+            ));
+            values.push(Value::BigInt(i64::try_from(seq).unwrap_or(i64::MAX)));
+            app.append_row(appender_params_from_iter(values))
+                .map_err(db_err(ctx.clone()))?;
+        }
+        app.flush().map_err(db_err(ctx.clone()))?;
+    }
+    let pk: Vec<String> = spec.primary_key.iter().map(|c| q(c)).collect();
+    let pk = pk.join(", ");
+    let cols: Vec<String> = spec.columns.iter().map(|c| q(c.name)).collect();
+    let cols = cols.join(", ");
+    let sql = format!(
+        "DELETE FROM {stage} WHERE _seq NOT IN (SELECT max(_seq) FROM {stage} GROUP BY {pk});
+         DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {group})
+           AND ({target}._deleted_at IS NOT NULL OR NOT EXISTS (
+               SELECT 1 FROM {stage} s WHERE {pk_eq} AND s._raw = CAST({target}._raw AS VARCHAR)));",
+        group = eq_on(spec.group_key(), "s", &target),
+        pk_eq = eq_on(&spec.primary_key, "s", &target),
+    );
+    conn.execute_batch(&sql).map_err(db_err(ctx.clone()))?;
+    let insert = format!(
+        "INSERT INTO {target} ({cols}, _raw, _synced_at, _load_id, _deleted_at)
+         SELECT {cols}, CAST(_raw AS JSON), ?, ?, NULL FROM {stage} s
+         WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {pk_eq})",
+        pk_eq = eq_on(&spec.primary_key, "s", "t"),
+    );
+    let written = conn
+        .execute(&insert, params![naive_micros(synced_at), load_id])
+        .map_err(db_err(ctx))?;
+    Ok(written as u64)
+}
+
+fn erase(
+    conn: &Connection,
+    schema: &str,
+    spec: &TableSpec,
+    column: &str,
+    value: &Cell,
+    mode: EraseMode,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<u64> {
+    let target = format!("{}.{}", q(schema), q(spec.table.name));
+    let ctx = format!("erasing from {schema}.{}", spec.table.name);
+    let ty = spec.column(column).map_or(ColumnType::Text, |c| c.ty);
+    let v = to_value(value, ty);
+    let mode = if spec.table.model {
+        EraseMode::Delete
+    } else {
+        mode
+    };
+    let n = match mode {
+        EraseMode::Delete => conn.execute(
+            &format!("DELETE FROM {target} WHERE {} = ?", q(column)),
+            params![v],
+        ),
+        EraseMode::Keep => conn.execute(
+            &format!(
+                "UPDATE {target} SET _deleted_at = coalesce(_deleted_at, ?) WHERE {} = ?",
+                q(column)
+            ),
+            params![naive_micros(at), v],
+        ),
+        EraseMode::Redact => {
+            let mut sets = vec![
+                "_deleted_at = coalesce(_deleted_at, ?)".to_owned(),
+                "_raw = NULL".to_owned(),
+            ];
+            sets.extend(
+                spec.columns
+                    .iter()
+                    .filter(|c| c.personal)
+                    .map(|c| format!("{} = NULL", q(c.name))),
+            );
+            conn.execute(
+                &format!(
+                    "UPDATE {target} SET {} WHERE {} = ?",
+                    sets.join(", "),
+                    q(column)
+                ),
+                params![naive_micros(at), v],
+            )
+        }
+    }
+    .map_err(db_err(ctx))?;
+    Ok(n as u64)
+}
+
+fn apply_commit(
+    conn: &Connection,
+    specs: &HashMap<(String, String), TableSpec>,
+    c: &Commit,
+) -> Result<CommitStats> {
+    let mut stats = CommitStats::default();
+    // Group rows per table, keeping arrival order.
+    let mut order: Vec<TableRef> = Vec::new();
+    let mut groups: HashMap<TableRef, Vec<&Row>> = HashMap::new();
+    for row in &c.rows {
+        groups
+            .entry(row.table)
+            .or_insert_with(|| {
+                order.push(row.table);
+                Vec::new()
+            })
+            .push(row);
+    }
+    let spec_of = |t: &TableRef| {
+        let schema = t.schema(&c.source).to_owned();
+        specs
+            .get(&(schema.clone(), t.name.to_owned()))
+            .map(|s| (schema, s))
+            .ok_or_else(|| {
+                DestinationError::query(
+                    format!("writing {}.{}", t.schema(&c.source), t.name),
+                    "table was not prepared",
+                )
+            })
+    };
+    for t in &order {
+        let (schema, spec) = spec_of(t)?;
+        stats.rows_written +=
+            merge_table(conn, &schema, spec, &groups[t], c.synced_at, &c.load_id)?;
+    }
+    for e in &c.erasures {
+        let (schema, spec) = spec_of(&e.table)?;
+        stats.rows_erased += erase(conn, &schema, spec, e.column, &e.value, e.mode, c.synced_at)?;
+    }
+    if !c.quarantine.is_empty() {
+        let mut stmt = conn
+            .prepare("INSERT INTO talkhouse.quarantine VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .map_err(db_err("writing quarantine"))?;
+        for qr in &c.quarantine {
+            let payload: String = if qr.payload.len() > MAX_PAYLOAD {
+                let mut end = MAX_PAYLOAD;
+                while !qr.payload.is_char_boundary(end) {
+                    end -= 1;
+                }
+                qr.payload[..end].to_owned()
+            } else {
+                qr.payload.clone()
+            };
+            stmt.execute(params![
+                c.source,
+                c.stream,
+                qr.location,
+                qr.error,
+                payload,
+                c.load_id,
+                naive_micros(c.synced_at)
+            ])
+            .map_err(db_err("writing quarantine"))?;
+        }
+    }
+    if let Some(state) = &c.state {
+        conn.execute(
+            "DELETE FROM talkhouse.state WHERE source = ? AND stream = ?",
+            params![c.source, c.stream],
+        )
+        .map_err(db_err("writing state"))?;
+        conn.execute(
+            "INSERT INTO talkhouse.state VALUES (?, ?, ?, ?)",
+            params![
+                c.source,
+                c.stream,
+                state.to_string(),
+                naive_micros(c.synced_at)
+            ],
+        )
+        .map_err(db_err("writing state"))?;
+    }
+    Ok(stats)
+}
+
+fn run_query(conn: &Connection, sql: &str) -> Result<QueryRows> {
+    let ctx = "query";
+    let mut stmt = conn.prepare(sql).map_err(db_err(ctx))?;
+    let mut rows = stmt.query([]).map_err(db_err(ctx))?;
+    let mut out = Vec::new();
+    let mut names: Option<Vec<String>> = None;
+    while let Some(row) = rows.next().map_err(db_err(ctx))? {
+        let names = names.get_or_insert_with(|| row.as_ref().column_names());
+        let mut obj = serde_json::Map::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            let v = row.get_ref(i).map_err(db_err(ctx))?;
+            obj.insert(name.clone(), to_json(v));
+        }
+        out.push(obj);
+    }
+    Ok(out)
+}
+
+#[async_trait::async_trait]
+impl Destination for DuckDbDestination {
+    fn describe(&self) -> String {
+        format!("duckdb:{}", self.target)
+    }
+
+    async fn init(&self) -> Result<()> {
+        self.blocking(|conn, _| {
+            conn.execute_batch(INIT_SQL)
+                .map_err(db_err("creating schema talkhouse"))
+        })
+        .await
+    }
+
+    async fn prepare(&self, source: &str, tables: &[TableSpec]) -> Result<()> {
+        let source = source.to_owned();
+        let tables = tables.to_vec();
+        self.blocking(move |conn, specs| {
+            for spec in tables {
+                let schema = spec.table.schema(&source).to_owned();
+                prepare_table(conn, &schema, &spec)?;
+                specs
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert((schema, spec.table.name.to_owned()), spec);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_state(&self, source: &str, stream: &str) -> Result<Option<serde_json::Value>> {
+        let (source, stream) = (source.to_owned(), stream.to_owned());
+        self.blocking(move |conn, _| {
+            let mut stmt = conn
+                .prepare("SELECT CAST(cursor AS VARCHAR) FROM talkhouse.state WHERE source = ? AND stream = ?")
+                .map_err(db_err("reading state"))?;
+            let mut rows = stmt.query(params![source, stream]).map_err(db_err("reading state"))?;
+            let Some(row) = rows.next().map_err(db_err("reading state"))? else { return Ok(None) };
+            let text: Option<String> = row.get(0).map_err(db_err("reading state"))?;
+            Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+        })
+        .await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<CommitStats> {
+        self.blocking(move |conn, specs| {
+            let specs = specs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            let tx = conn
+                .transaction()
+                .map_err(db_err("starting a transaction"))?;
+            let stats = apply_commit(&tx, &specs, &commit)?;
+            tx.commit().map_err(db_err("committing"))?;
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn record_load(&self, load: &LoadRecord) -> Result<()> {
+        let l = load.clone();
+        self.blocking(move |conn, _| {
+            let tx = conn.transaction().map_err(db_err("recording the load"))?;
+            tx.execute(
+                "DELETE FROM talkhouse.loads WHERE load_id = ? AND stream = ?",
+                params![l.load_id, l.stream],
+            )
+            .map_err(db_err("recording the load"))?;
+            tx.execute(
+                "INSERT INTO talkhouse.loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    l.load_id,
+                    l.source,
+                    l.stream,
+                    naive_micros(l.started_at),
+                    l.finished_at.map_or(Value::Null, naive_micros),
+                    l.status.as_str(),
+                    i64::try_from(l.rows).unwrap_or(i64::MAX),
+                    i64::try_from(l.quarantined).unwrap_or(i64::MAX),
+                    l.error
+                ],
+            )
+            .map_err(db_err("recording the load"))?;
+            tx.commit().map_err(db_err("recording the load"))
+        })
+        .await
+    }
+
+    async fn query(&self, sql: &str) -> Result<QueryRows> {
+        let sql = sql.to_owned();
+        self.blocking(move |conn, _| run_query(conn, &sql)).await
+    }
+
+    async fn execute(&self, sql: &str) -> Result<()> {
+        let sql = sql.to_owned();
+        self.blocking(move |conn, _| {
+            if sql.contains(&format!("{MODEL_SCHEMA}.")) {
+                conn.execute_batch(&format!("CREATE SCHEMA IF NOT EXISTS {MODEL_SCHEMA}"))
+                    .map_err(db_err("creating schema"))?;
+            }
+            conn.execute_batch(&sql).map_err(db_err("executing DDL"))
+        })
+        .await
+    }
+}

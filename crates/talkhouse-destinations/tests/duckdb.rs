@@ -1,0 +1,236 @@
+//! The DuckDB destination against the engine's guarantees.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use talkhouse_destinations::duckdb::DuckDbDestination;
+use talkhouse_model::{
+    Cell, Commit, CommitStats, Destination, DestinationError, EraseMode, Erasure, LoadRecord,
+    QueryRows, Source, TableSpec,
+};
+use talkhouse_sync::memory::MemoryDestination;
+use talkhouse_sync::testing::{CounterSource, ITEMS};
+use talkhouse_sync::{BatchConfig, SyncOptions, sync_source};
+
+fn opts(rows: usize) -> SyncOptions {
+    SyncOptions {
+        batch: BatchConfig {
+            max_rows: rows,
+            ..BatchConfig::default()
+        },
+        ..SyncOptions::default()
+    }
+}
+
+/// Refuses every commit after the first `n` (a crash between batches).
+struct FailAfter {
+    inner: Arc<DuckDbDestination>,
+    left: AtomicI64,
+}
+
+#[async_trait::async_trait]
+impl Destination for FailAfter {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn init(&self) -> Result<(), DestinationError> {
+        self.inner.init().await
+    }
+    async fn prepare(&self, s: &str, t: &[TableSpec]) -> Result<(), DestinationError> {
+        self.inner.prepare(s, t).await
+    }
+    async fn read_state(
+        &self,
+        s: &str,
+        st: &str,
+    ) -> Result<Option<serde_json::Value>, DestinationError> {
+        self.inner.read_state(s, st).await
+    }
+    async fn commit(&self, c: Commit) -> Result<CommitStats, DestinationError> {
+        if self.left.fetch_sub(1, Ordering::SeqCst) <= 0 {
+            return Err(DestinationError::Injected("crash".into()));
+        }
+        self.inner.commit(c).await
+    }
+    async fn record_load(&self, l: &LoadRecord) -> Result<(), DestinationError> {
+        self.inner.record_load(l).await
+    }
+    async fn query(&self, sql: &str) -> Result<QueryRows, DestinationError> {
+        self.inner.query(sql).await
+    }
+    async fn execute(&self, sql: &str) -> Result<(), DestinationError> {
+        self.inner.execute(sql).await
+    }
+}
+
+async fn table(dest: &dyn Destination, name: &str, order: &str) -> QueryRows {
+    dest.query(&format!(
+        "SELECT * EXCLUDE (_synced_at, _load_id) FROM {name} ORDER BY {order}"
+    ))
+    .await
+    .expect("query")
+}
+
+async fn all_tables(dest: &dyn Destination) -> Vec<QueryRows> {
+    vec![
+        table(dest, "counter.items", "id").await,
+        table(dest, "counter.item_tags", "item_id, position").await,
+        table(dest, "talkhouse.model_messages", "message_id").await,
+        dest.query("SELECT source, stream, CAST(cursor AS VARCHAR) AS cursor FROM talkhouse.state")
+            .await
+            .expect("state"),
+    ]
+}
+
+#[tokio::test]
+async fn a_failure_after_n_batches_then_a_rerun_ends_exact() {
+    let src = Arc::new(CounterSource::new("counter", 2_000, 100));
+    let clean = Arc::new(DuckDbDestination::in_memory().expect("duckdb"));
+    assert!(
+        sync_source(src.clone(), clean.clone(), &opts(250))
+            .await
+            .ok()
+    );
+    let want = all_tables(&*clean).await;
+    assert_eq!(want[0].len(), 2_000);
+
+    for n in [0, 2, 5] {
+        let inner = Arc::new(DuckDbDestination::in_memory().expect("duckdb"));
+        let failing = Arc::new(FailAfter {
+            inner: inner.clone(),
+            left: AtomicI64::new(n),
+        });
+        assert!(!sync_source(src.clone(), failing, &opts(250)).await.ok());
+        assert!(
+            sync_source(src.clone(), inner.clone(), &opts(250))
+                .await
+                .ok()
+        );
+        assert_eq!(
+            all_tables(&*inner).await,
+            want,
+            "after a crash at commit {n}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rows_equal_the_in_memory_reference() {
+    let src = Arc::new(CounterSource {
+        bad_every: 7,
+        ..CounterSource::new("counter", 500, 60)
+    });
+    let mem = Arc::new(MemoryDestination::new());
+    let duck = Arc::new(DuckDbDestination::in_memory().expect("duckdb"));
+    assert!(sync_source(src.clone(), mem.clone(), &opts(100)).await.ok());
+    assert!(
+        sync_source(src.clone(), duck.clone(), &opts(100))
+            .await
+            .ok()
+    );
+    for t in ["items", "item_tags"] {
+        let n = duck
+            .query(&format!("SELECT count(*) AS n FROM counter.{t}"))
+            .await
+            .expect("count");
+        assert_eq!(n[0]["n"], serde_json::json!(mem.count("counter", t)), "{t}");
+    }
+    let q = duck
+        .query("SELECT count(*) AS n FROM talkhouse.quarantine")
+        .await
+        .expect("q");
+    assert_eq!(q[0]["n"], serde_json::json!(mem.quarantine().len()));
+    assert_eq!(q[0]["n"], serde_json::json!(500 / 7));
+}
+
+#[tokio::test]
+async fn a_second_run_with_nothing_new_changes_nothing_but_loads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("w.duckdb");
+    let src = Arc::new(CounterSource::new("counter", 300, 100));
+    let snapshot = |d: Arc<DuckDbDestination>| async move {
+        let mut v = Vec::new();
+        for (t, o) in [
+            ("counter.items", "id"),
+            ("counter.item_tags", "item_id, position"),
+            ("talkhouse.model_messages", "message_id"),
+        ] {
+            v.push(
+                d.query(&format!("SELECT * FROM {t} ORDER BY {o}"))
+                    .await
+                    .expect("select"),
+            );
+        }
+        v
+    };
+    {
+        let d = Arc::new(DuckDbDestination::open(&path).expect("open"));
+        assert!(sync_source(src.clone(), d.clone(), &opts(1000)).await.ok());
+    }
+    let d = Arc::new(DuckDbDestination::open(&path).expect("reopen"));
+    let before = snapshot(d.clone()).await;
+    let full = SyncOptions {
+        full_refresh: true,
+        ..opts(1000)
+    };
+    assert!(sync_source(src.clone(), d.clone(), &full).await.ok());
+    assert_eq!(
+        snapshot(d.clone()).await,
+        before,
+        "_synced_at and _load_id included"
+    );
+    let loads = d
+        .query("SELECT count(*) AS n FROM talkhouse.loads")
+        .await
+        .expect("loads");
+    assert_eq!(loads[0]["n"], serde_json::json!(2));
+}
+
+#[tokio::test]
+async fn erasure_modes_and_new_columns() {
+    let d = Arc::new(DuckDbDestination::in_memory().expect("duckdb"));
+    let src = Arc::new(CounterSource::new("counter", 30, 30));
+    assert!(sync_source(src.clone(), d.clone(), &opts(1000)).await.ok());
+    let erase = |id: i64, mode| Erasure {
+        table: ITEMS,
+        column: "id",
+        value: Cell::Integer(id),
+        mode,
+    };
+    let commit = Commit {
+        source: "counter".into(),
+        stream: "items".into(),
+        load_id: "l".into(),
+        synced_at: chrono::Utc::now(),
+        rows: vec![],
+        erasures: vec![
+            erase(1, EraseMode::Redact),
+            erase(2, EraseMode::Delete),
+            erase(3, EraseMode::Keep),
+        ],
+        quarantine: vec![],
+        state: None,
+    };
+    let stats = d.commit(commit).await.expect("commit");
+    assert_eq!(stats.rows_erased, 3);
+    let rows = d.query("SELECT id, name, _raw IS NULL AS raw_gone, _deleted_at IS NOT NULL AS deleted FROM counter.items WHERE id IN (1,2,3) ORDER BY id").await.expect("q");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["name"], serde_json::Value::Null);
+    assert_eq!(rows[0]["raw_gone"], true);
+    assert_eq!(rows[0]["deleted"], true);
+    assert_eq!(rows[1]["name"], "Item 3");
+    assert_eq!(rows[1]["deleted"], true);
+
+    // A later spec adds a column: the table evolves, old rows stay.
+    let mut specs = src.tables();
+    specs[0].columns.push(talkhouse_model::Column::new(
+        "added_later",
+        talkhouse_model::ColumnType::Text,
+    ));
+    d.prepare("counter", &specs).await.expect("evolve");
+    let n = d
+        .query("SELECT count(*) AS n FROM counter.items WHERE added_later IS NULL")
+        .await
+        .expect("q");
+    assert_eq!(n[0]["n"], serde_json::json!(29));
+}

@@ -1,0 +1,369 @@
+//! The Giosg emulator (`shared/vendors/giosg.md` §3–8).
+//!
+//! # What it serves
+//! * `GET /api/v5/users/me`;
+//! * `GET /api/v5/orgs/{org}/owned_chats` and `GET /api/v5/orgs/{org}/rooms/{room}/chats`:
+//!   `{next, previous, results}` with **absolute** `next`/`previous` URLs carrying opaque 32-hex
+//!   cursors, page sizes that vary page to page (10–50), `ordering` (`created_at`, `updated_at`,
+//!   `ended_at`, `-` for descending; default `-created_at`), filters `has_user_messages`,
+//!   `has_visitor_messages`, `has_messages`, `is_ended`, `is_waiting`, `chat_type`, and the range
+//!   filters `updated_at__gte`, `updated_at__lt`, `created_at__gte`, `created_at__lt`;
+//! * per chat: `GET …/owned_chats/{id}`, `…/messages`, `…/memberships` (and `POST`), `…/tags`
+//!   (`hashed_name` = SHA-1), `…/visitors/{visitor_id}/variables` (with `username`), all paged
+//!   the same way;
+//! * ending chats: `PATCH /api/v5/users/{user_id}/chats/{chat_id}` (and `GET`) with
+//!   `{"is_ended": true}` fills `ended_at` and locks the chat: later writes are refused.
+//!
+//! # Auth
+//! `Authorization: Token <t>` or `Bearer <t>` (or the historical `?token=`), with [`TOKEN`].
+//! Failures answer as Django REST Framework does: 401 with `WWW-Authenticate: Token` and
+//! `{"detail": "Authentication credentials were not provided."}` or `{"detail": "Invalid
+//! token."}`; [`DELETED_USER_TOKEN`] stands for a token whose user was deleted (401 `User
+//! inactive or deleted.`, or 403, see switches); another organisation's id answers 403.
+//!
+//! # Data and clock
+//! Chats are planned from the seed over the 30 days before the clock's start and the two days
+//! after it ([`data`]); what is served is that plan cut at the clock's "now", so new chats appear
+//! and open chats grow, end and change `updated_at` as the clock advances. All chat types occur;
+//! `external` chats never end by themselves (ghost chats, some idle for weeks). Chats in the room
+//! "Secure Support" are encrypted: RSA-OAEP-SHA1-wrapped AES-256 key, messages as
+//! header ‖ IV ‖ AES-256-CBC ‖ HMAC-SHA1 ([`crypto`]); `message` stays plaintext only while the
+//! 90-minute key cache is alive (renewed by each message), so older chats serve `null`; one
+//! encrypted chat in twelve has a message whose tag does not verify. Visitor variables of
+//! encrypted chats carry `encrypted_value` and `encrypted_symmetric_key` (30-minute cache). One
+//! chat in 25 of the unencrypted ended ones is purged two hours after it ended
+//! (`sensitive_data_purged_at`; texts and visitor names null). A few messages have a type
+//! outside the documented list (`cobrowse_started`).
+//!
+//! Data is held in memory (about 1 KB per chat): scales up to a few dozen are comfortable.
+//!
+//! # Rate limits
+//! Giosg documents none. In strict mode the emulator allows 10 requests per second with bursts
+//! of 20 per token (a choice, not a vendor fact) and answers DRF's throttle: 429,
+//! `Retry-After: <s>`, `{"detail": "Request was throttled. Expected available in N seconds."}`.
+//!
+//! # Control endpoints (besides the shared `/_emulator/*`)
+//! * `GET /_emulator/giosg/requests`: requests served per endpoint and per chat (see
+//!   [`Counts`]);
+//! * `POST /_emulator/giosg/trigger` `{"url": "...", "chat_id": "...", "fault":
+//!   "none|bad_signature|expired|duplicate"}`: sends a chat-end App trigger to `url` (the latest
+//!   ended chat when `chat_id` is absent) and answers `{"chat_id", "statuses": [...]}`.
+//!
+//! # Switches (`--variant giosg.<switch>=<value>`; default first)
+//! | switch | values | what |
+//! |---|---|---|
+//! | `giosg.message_order` | `asc` \| `desc` | message list order (§9.2) |
+//! | `giosg.ordering` | `all` \| `created` | ordering fields allowed on chat lists; others are ignored as DRF does (§9.1) |
+//! | `giosg.range_filters` | `on` \| `off` | `updated_at__*`/`created_at__*` honoured or ignored (§9.1) |
+//! | `giosg.unknown_params` | `ignore` \| `reject` | unknown query parameters ignored or 400 |
+//! | `giosg.page_size` | `vary` \| N | page size |
+//! | `giosg.deleted_user_status` | `401` \| `403` | answer to a deleted user's token |
+//! | `giosg.ended_write_status` | `400` \| `403` \| `409` | answer to writes to an ended chat (§9.3) |
+//! | `giosg.owned_patch` | `off` \| `on` | whether `PATCH …/owned_chats/{id}` ends chats (405 when off; §9.4) |
+//! | `giosg.header` | `zeros` \| `keyhash` | ciphertext header: ASCII `00000` (2023) or `0x00`+key hash (2019) |
+//! | `giosg.join_ciphertext` | `present` \| `absent` | join/leave messages of encrypted chats carry `encrypted_message` (as the 2019 sample does) or lack it |
+//! | `giosg.cursor_expiry` | `never` \| `once` | the first cursor used for a third page or later answers 404 `Invalid cursor` once |
+//! | `giosg.variables_scope` | `chat` \| `visitor` | variables of this chat, or of the visitor across chats (§9.6) |
+
+mod api;
+pub mod crypto;
+pub mod data;
+pub mod trigger;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+pub use api::Counts;
+pub use trigger::{ChatEndTrigger, TriggerFault};
+
+use crate::server::VendorApp;
+use crate::{Credentials, EmulatorOptions, GroundTruth};
+use data::{ChatView, Who};
+
+/// The emulator's API token.
+pub const TOKEN: &str = "giosg-emulator-token-0b5e";
+/// A token whose user was deleted.
+pub const DELETED_USER_TOKEN: &str = "giosg-emulator-token-deleted-user";
+/// The secret of the emulated Giosg App (signs trigger JWTs).
+pub const APP_SECRET: &str = "giosg-emulator-app-secret";
+/// The emulated App's id.
+pub const APP_ID: &str = "3c1e5d2a-7f40-4b8e-9d61-a2c4f9e0b7d3";
+/// The user id in trigger claims (the operator who ended the chat).
+pub const APP_USER_ID: &str = "5a0f3e7c-1b2d-4c8e-a9f6-0d3b7e1c4a52";
+
+/// Message types that only mark status (no content); the model leaves them out.
+pub const STATUS_TYPES: [&str; 5] = [
+    "join",
+    "leave",
+    "shoppingcart_locked",
+    "action",
+    "call_ended",
+];
+
+/// Builds the Giosg emulator.
+pub fn app(opts: &EmulatorOptions) -> VendorApp {
+    let public = match crypto::org_public_key() {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "giosg emulator key fixture is broken");
+            return VendorApp {
+                router: axum::Router::new(),
+                credentials: Credentials { fields: Vec::new() },
+                truth: Arc::new(GroundTruth::default),
+            };
+        }
+    };
+    let now = opts.clock.now();
+    let org = data::Org::plan(opts.seed, opts.conversations(), now, &public);
+    let switches = api::Switches::read(&opts.variants);
+    let shared: api::Shared = Arc::new(api::Giosg::new(
+        org,
+        opts.clock.clone(),
+        switches,
+        opts.seed,
+        opts.strict_rate_limits,
+    ));
+    let credentials = Credentials {
+        fields: vec![
+            ("organization_id", json!(shared.org.id)),
+            ("token", json!(TOKEN)),
+            ("private_key_pem", json!(crypto::PRIVATE_KEY_PEM)),
+            ("app_secret", json!(APP_SECRET)),
+        ],
+    };
+    let router = axum::Router::new()
+        .route("/api/v5/users/me", get(api::me))
+        .route(
+            "/api/v5/users/{user}/chats/{chat}",
+            get(api::user_chat).patch(api::patch_user_chat),
+        )
+        .route("/api/v5/orgs/{org}/owned_chats", get(api::owned_chats))
+        .route(
+            "/api/v5/orgs/{org}/owned_chats/{chat}",
+            get(api::one_chat).patch(api::patch_owned_chat),
+        )
+        .route(
+            "/api/v5/orgs/{org}/owned_chats/{chat}/messages",
+            get(api::messages),
+        )
+        .route(
+            "/api/v5/orgs/{org}/owned_chats/{chat}/memberships",
+            get(api::memberships).post(api::add_membership),
+        )
+        .route("/api/v5/orgs/{org}/owned_chats/{chat}/tags", get(api::tags))
+        .route(
+            "/api/v5/orgs/{org}/owned_chats/{chat}/visitors/{visitor}/variables",
+            get(api::variables),
+        )
+        .route(
+            "/api/v5/orgs/{org}/rooms/{room}/chats",
+            get(api::room_chats),
+        )
+        .route("/_emulator/giosg/requests", get(api::request_counts))
+        .route("/_emulator/giosg/trigger", post(send_trigger))
+        .fallback(|| async { api::detail(StatusCode::NOT_FOUND, "Not found.") })
+        .with_state(shared.clone());
+    let truth_state = shared.clone();
+    VendorApp {
+        router,
+        credentials,
+        truth: Arc::new(move || truth(&truth_state)),
+    }
+}
+
+/// What a connector with the right private key must store for one message's `message`, or
+/// `None` when it stays null. `Err(())` when the message must be quarantined (bad tag, key cache
+/// expired so the connector has to decrypt).
+fn expected_text(
+    v: &ChatView<'_>,
+    m: &data::MsgPlan,
+    join_ciphertext: bool,
+) -> Result<Option<String>, ()> {
+    let status = matches!(m.kind, "join" | "leave");
+    match &v.plan.key {
+        None => Ok(if status || v.purged_at.is_some() {
+            None
+        } else {
+            m.text.clone()
+        }),
+        Some(_) if status => Ok(join_ciphertext.then(|| {
+            if m.kind == "leave" {
+                "The Line is Closed!"
+            } else {
+                "The Line is Open!"
+            }
+            .to_owned()
+        })),
+        Some(_) if v.key_cached => Ok(m.text.clone()),
+        Some(_) if m.corrupt => Err(()),
+        Some(_) => Ok(m.text.clone()),
+    }
+}
+
+fn truth(g: &api::Giosg) -> GroundTruth {
+    let now = g.clock.now();
+    let join_ct = g.switches.join_ciphertext;
+    #[derive(Default)]
+    struct Tally {
+        chats: u64,
+        messages: u64,
+        memberships: u64,
+        tags: u64,
+        model_messages: u64,
+        variables: BTreeSet<(String, &'static str)>,
+    }
+    let mut all = Tally::default();
+    let mut with_msgs = Tally::default();
+    let mut lines: Vec<String> = Vec::new();
+    let (mut encrypted_chats, mut sealed_without_text, mut quarantined, mut open, mut purged) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut undecrypted_without_key = 0u64;
+    let mut ended_chat_ids: Vec<(String, String)> = Vec::new();
+    for v in g.org.visible(now) {
+        let both = v.count(Some(Who::User(0))) > 0 && v.count(Some(Who::Visitor)) > 0;
+        let add = |t: &mut Tally, lines: Option<&mut Vec<String>>, q: &mut u64| {
+            t.chats += 1;
+            t.memberships += v.members.len() as u64;
+            t.tags += v.tags.len() as u64;
+            if let Some(vid) = &v.plan.visitor_id {
+                for var in &v.variables {
+                    t.variables.insert((vid.clone(), var.key));
+                }
+            }
+            let mut lines = lines;
+            for m in &v.messages {
+                match expected_text(&v, m, join_ct) {
+                    Err(()) => *q += 1,
+                    Ok(text) => {
+                        t.messages += 1;
+                        if !STATUS_TYPES.contains(&m.kind) {
+                            t.model_messages += 1;
+                        }
+                        if let (Some(text), Some(l)) = (text, lines.as_deref_mut()) {
+                            l.push(format!("{}\t{text}", m.id));
+                        }
+                    }
+                }
+            }
+        };
+        add(&mut all, Some(&mut lines), &mut quarantined);
+        if both {
+            let mut ignored = 0;
+            add(&mut with_msgs, None, &mut ignored);
+        }
+        if v.plan.key.is_some() {
+            encrypted_chats += 1;
+            for m in &v.messages {
+                let status = matches!(m.kind, "join" | "leave");
+                let has_ct = !status || join_ct;
+                if has_ct && (status || !v.key_cached) {
+                    sealed_without_text += 1;
+                    undecrypted_without_key += 1;
+                }
+            }
+        }
+        if v.ended_at.is_none() {
+            open += 1;
+        } else {
+            ended_chat_ids.push((data_ts(v.ended_at), v.plan.id.clone()));
+        }
+        if v.purged_at.is_some() {
+            purged += 1;
+        }
+    }
+    lines.sort();
+    let digest = crypto::sha1_hex(&lines.join("\n"));
+    let tables = |t: &Tally| -> BTreeMap<String, u64> {
+        BTreeMap::from([
+            ("chats".to_owned(), t.chats),
+            ("chat_messages".to_owned(), t.messages),
+            ("chat_memberships".to_owned(), t.memberships),
+            ("chat_tags".to_owned(), t.tags),
+            ("visitor_variables".to_owned(), t.variables.len() as u64),
+            ("model_conversations".to_owned(), t.chats),
+            ("model_messages".to_owned(), t.model_messages),
+        ])
+    };
+    ended_chat_ids.sort();
+    GroundTruth {
+        tables: tables(&all),
+        extra: json!({
+            "organization_id": g.org.id,
+            "now": api::ts(now),
+            "only_with_messages": tables(&with_msgs),
+            "message_text_digest": digest,
+            "messages_with_text": lines.len(),
+            "encrypted_chats": encrypted_chats,
+            "quarantined_messages": quarantined,
+            "ciphertext_only_messages": sealed_without_text,
+            "undecrypted_without_key": undecrypted_without_key,
+            "open_chats": open,
+            "purged_chats": purged,
+            "latest_ended_chat": ended_chat_ids.last().map(|(_, id)| id.clone()),
+            "rooms": g.org.rooms.iter().map(|r| json!({"id": r.id, "name": r.name, "encrypted": r.encrypted})).collect::<Vec<_>>(),
+            "api_user_id": g.org.api_user.id,
+        }),
+    }
+}
+
+fn data_ts(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(api::ts).unwrap_or_default()
+}
+
+#[derive(serde::Deserialize)]
+struct TriggerRequest {
+    url: String,
+    chat_id: Option<String>,
+    #[serde(default)]
+    fault: Option<String>,
+}
+
+async fn send_trigger(State(g): State<api::Shared>, Json(req): Json<TriggerRequest>) -> Response {
+    let now = g.clock.now();
+    let chat = match &req.chat_id {
+        Some(id) => g.org.index.get(id).and_then(|&i| g.org.view(i, now)),
+        None => g
+            .org
+            .visible(now)
+            .filter(|v| v.ended_at.is_some())
+            .max_by_key(|v| v.ended_at),
+    };
+    let Some(chat) = chat else {
+        return api::detail(StatusCode::NOT_FOUND, "No such chat.");
+    };
+    let fault_name = req.fault.as_deref().unwrap_or("none");
+    let (fault, times) = match fault_name {
+        "duplicate" => (TriggerFault::None, 2),
+        other => match TriggerFault::parse(other) {
+            Some(f) => (f, 1),
+            None => {
+                return api::detail(
+                    StatusCode::BAD_REQUEST,
+                    "fault must be none, bad_signature, expired or duplicate",
+                );
+            }
+        },
+    };
+    let t = ChatEndTrigger::new(
+        &g.org.id,
+        &chat.plan.id,
+        chat.plan.visitor_id.as_deref(),
+        APP_SECRET,
+    )
+    .with_fault(fault);
+    let mut statuses: Vec<Value> = Vec::new();
+    for _ in 0..times {
+        match trigger::send(&req.url, &t).await {
+            Ok(s) => statuses.push(json!(s)),
+            Err(e) => statuses.push(json!(e)),
+        }
+    }
+    Json(json!({ "chat_id": chat.plan.id, "statuses": statuses })).into_response()
+}

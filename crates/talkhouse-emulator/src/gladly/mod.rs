@@ -1,0 +1,755 @@
+//! The Gladly emulator (`shared/vendors/gladly.md` §3–8).
+//!
+//! # What it serves
+//! Under `/api/v1`, with HTTP Basic auth (user `api-user@emulator.gladly.com`, token
+//! `gladly-emulator-token`; `agent@emulator.gladly.com` with the same token lacks the API User
+//! permission and gets 403; anything else 401):
+//! * `GET /export/schedules`, `GET /export/jobs` (`status`, `startAt`/`endAt` on `updatedAt`,
+//!   default the last 14 days), `GET /export/jobs/{id}`, `GET /export/jobs/{id}/files/{name}`:
+//!   one DAILY job per UTC day, PENDING → IN_PROGRESS → COMPLETED (about 03:00–03:50 the next
+//!   day); jobs and their files vanish 14 days after `updatedAt` (404). Files are generated line
+//!   by line as they are sent, so a job's file is never held in memory.
+//! * `GET /conversation-items/{id}` (400 `invalid` for the unknown future type),
+//!   `GET /conversations/{id}/items` (≤1000, ascending, `Gladly-Limited-Data: true|false`),
+//!   `GET /conversations/{id}` (inbox as it stands now), `GET /customer-profiles/{id}`
+//!   (301 `moved` for merged customers, 404 after deletion), `GET /customers/{id}/conversations`,
+//!   `GET /agents[/{id}]`, `GET /inboxes[/{id}]`, `GET /topics[/{id}]` (with `parentId`).
+//! * Per-organisation buckets of 10 requests/s per HTTP method. With
+//!   `EmulatorOptions::strict_rate_limits` a request past the limit gets 429 with
+//!   `Ratelimit-Limit-Second` and `Ratelimit-Remaining-Second` (the headers come on every answer).
+//!
+//! Test helpers outside `/api/v1`: `GET /_emulator/gladly/downloads` (file downloads per
+//! `jobId/file`), `GET /_emulator/gladly/events?from=…&to=…` (the webhook events of that
+//! window, see [`webhooks`]).
+//!
+//! # Data and quirks
+//! See [`world`]: a time grid of regular conversations over the 30 days before the start clock
+//! (and on, as the clock advances), plus special conversations for the data-model rules:
+//! a customer merge (301), an OPEN→OPEN merge (the loser's id 404s, its items move to the
+//! survivor under new ids), a GDPR deletion (404), an inbox change after the start day, a
+//! topic renamed and re-parented, two topics named "Other", a conversation of 1,100 items,
+//! one of every content type (plus the unknown `VIDEO_CALL`). Job files, by day offset from
+//! the start day modulo 7: a blank and a malformed line (−2), no `agents.jsonl` (−3), an empty
+//! `topics.jsonl` (−4), no trailing newline in `customers.jsonl` (−5); the job of day −10
+//! (modulo 14) FAILED. Job windows overlap by five minutes, so some items are in two jobs; one
+//! customer activity a day has no `conversationId`. Timestamps carry 0–9 fraction digits.
+//!
+//! # Switches (`--variant`)
+//! * `gladly.retry_after=on`: 429s add `Retry-After: 1` (default off, as documented).
+//! * `gladly.error_shape=array|object|bare`: `{"errors":[…]}` (default), `{"errors":{…}}`, `[…]`.
+//! * `gladly.jobs_order=desc|asc`: order of `GET /export/jobs` (default desc).
+//! * `gladly.extra_types=on`: VOICE_AI_MESSAGE and TWITTER items appear in exports.
+//! * `gladly.duration_string=on`: `recordingDuration` as a string (`"95"`).
+//! * `gladly.topic_parent_in_file=on`: `topics.jsonl` carries `parentId`.
+//! * `gladly.population_files=full`: agents/topics files list everyone, not the job's.
+//! * `gladly.moved_location=on`: the 301 for a merged customer carries `Location`.
+//!
+//! # Ground truth
+//! Rows a connector must hold after syncing every job visible from the start clock on (jobs
+//! with `updatedAt` in `[min(start, now) − 14 d, now]`), enriching each customer and
+//! conversation named in them, following 301s (and re-reading the surviving customer's
+//! conversations and items), applying 404s as deletions, and reading all agents, topics and
+//! inboxes. `extra.quarantined` counts the malformed lines of those jobs.
+
+pub mod files;
+pub mod webhooks;
+pub mod world;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+
+use crate::rate::Bucket;
+use crate::server::VendorApp;
+use crate::{Clock, Credentials, EmulatorOptions, GroundTruth};
+use world::{CustomerState, World, kind};
+
+pub use webhooks::{SendOptions, SendReport, WebhookTarget, send_webhooks};
+
+/// The API user's e-mail.
+pub const API_USER: &str = "api-user@emulator.gladly.com";
+/// The API token.
+pub const API_TOKEN: &str = "gladly-emulator-token";
+/// A user without the API User permission (403).
+pub const NO_PERMISSION_USER: &str = "agent@emulator.gladly.com";
+
+struct AppState {
+    world: Arc<World>,
+    clock: Clock,
+    strict: bool,
+    retry_after: bool,
+    error_shape: String,
+    jobs_desc: bool,
+    moved_location: bool,
+    buckets: Mutex<BTreeMap<String, Arc<Bucket>>>,
+    downloads: Mutex<BTreeMap<String, u64>>,
+}
+
+type St = Arc<AppState>;
+
+impl AppState {
+    fn bucket(&self, method: &Method) -> Arc<Bucket> {
+        let mut b = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        b.entry(method.to_string())
+            .or_insert_with(|| Arc::new(Bucket::new(10.0, 10.0)))
+            .clone()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn error(
+        &self,
+        status: StatusCode,
+        code: &str,
+        detail: &str,
+        attr: Option<&str>,
+        meta: Option<Value>,
+    ) -> Response {
+        let mut e = json!({"code": code, "detail": detail});
+        if let Some(a) = attr {
+            e["attr"] = json!(a);
+        }
+        if let Some(m) = meta {
+            e["meta"] = m;
+        }
+        let body = match self.error_shape.as_str() {
+            "object" => json!({"errors": e}),
+            "bare" => json!([e]),
+            _ => json!({"errors": [e]}),
+        };
+        (status, axum::Json(body)).into_response()
+    }
+
+    fn not_found(&self, what: &str) -> Response {
+        self.error(
+            StatusCode::NOT_FOUND,
+            "not_exist",
+            &format!("{what} does not exist"),
+            None,
+            None,
+        )
+    }
+}
+
+/// Builds the Gladly emulator.
+pub fn app(opts: &EmulatorOptions) -> VendorApp {
+    let world = Arc::new(World::new(opts));
+    let v = &opts.variants;
+    let state: St = Arc::new(AppState {
+        world: world.clone(),
+        clock: opts.clock.clone(),
+        strict: opts.strict_rate_limits,
+        retry_after: v.on("gladly.retry_after"),
+        error_shape: v.get_or("gladly.error_shape", "array").to_owned(),
+        jobs_desc: v.get_or("gladly.jobs_order", "desc") != "asc",
+        moved_location: v.on("gladly.moved_location"),
+        buckets: Mutex::new(BTreeMap::new()),
+        downloads: Mutex::new(BTreeMap::new()),
+    });
+    let api = Router::new()
+        .route("/api/v1/export/schedules", get(schedules))
+        .route("/api/v1/export/jobs", get(jobs))
+        .route("/api/v1/export/jobs/{id}", get(job))
+        .route("/api/v1/export/jobs/{id}/files/{name}", get(file))
+        .route("/api/v1/conversation-items/{id}", get(item))
+        .route("/api/v1/conversations/{id}/items", get(conversation_items))
+        .route("/api/v1/conversations/{id}", get(conversation))
+        .route("/api/v1/customer-profiles/{id}", get(customer))
+        .route(
+            "/api/v1/customers/{id}/conversations",
+            get(customer_conversations),
+        )
+        .route("/api/v1/agents", get(agents))
+        .route("/api/v1/agents/{id}", get(agent))
+        .route("/api/v1/inboxes", get(inboxes))
+        .route("/api/v1/inboxes/{id}", get(inbox))
+        .route("/api/v1/topics", get(topics))
+        .route("/api/v1/topics/{id}", get(topic))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .route("/_emulator/gladly/downloads", get(downloads))
+        .route("/_emulator/gladly/events", get(events))
+        .with_state(state.clone());
+    let clock = opts.clock.clone();
+    let truth_world = world;
+    VendorApp {
+        router: api,
+        credentials: Credentials {
+            fields: vec![("email", json!(API_USER)), ("token", json!(API_TOKEN))],
+        },
+        truth: Arc::new(move || truth(&truth_world, clock.now())),
+    }
+}
+
+/// Auth first (401/403), then the per-method rate limit (429).
+async fn guard(State(st): State<St>, req: Request, next: Next) -> Response {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_basic);
+    match auth {
+        Some((user, pass)) if pass == API_TOKEN && user == API_USER => {}
+        Some((user, pass)) if pass == API_TOKEN && user == NO_PERMISSION_USER => {
+            return st.error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "user does not have the API User permission",
+                None,
+                None,
+            );
+        }
+        _ => {
+            let mut r = st.error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "invalid credentials",
+                None,
+                None,
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"Gladly\""),
+            );
+            return r;
+        }
+    }
+    let bucket = st.bucket(req.method());
+    let took = bucket.take();
+    if took.is_err() && st.strict {
+        let mut r = st.error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "rate limit exceeded",
+            None,
+            None,
+        );
+        let h = r.headers_mut();
+        h.insert("Ratelimit-Limit-Second", HeaderValue::from_static("10"));
+        h.insert("Ratelimit-Remaining-Second", HeaderValue::from_static("0"));
+        if st.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        return r;
+    }
+    let remaining = bucket.remaining();
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert("Ratelimit-Limit-Second", HeaderValue::from_static("10"));
+    if let Ok(v) = HeaderValue::from_str(&remaining.to_string()) {
+        h.insert("Ratelimit-Remaining-Second", v);
+    }
+    resp
+}
+
+fn parse_basic(v: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let b64 = v
+        .strip_prefix("Basic ")
+        .or_else(|| v.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (u, p) = s.split_once(':')?;
+    Some((u.to_owned(), p.to_owned()))
+}
+
+fn json_ok(v: Value) -> Response {
+    axum::Json(v).into_response()
+}
+
+async fn schedules(State(st): State<St>) -> Response {
+    let now = st.now();
+    let w = &st.world;
+    let next = now.timestamp().div_euclid(86_400) * 86_400 + 86_400;
+    let next = DateTime::from_timestamp(next, 0).unwrap_or(now);
+    json_ok(json!([{
+        "id": w.id(kind::SCHEDULE, 0, 0),
+        "frequency": "DAILY",
+        "type": "CONVERSATIONS",
+        "nextStartAt": World::ts(next, 3),
+        "updatedAt": World::ts(w.origin, 3),
+    }]))
+}
+
+#[derive(serde::Deserialize)]
+struct JobQuery {
+    status: Option<String>,
+    #[serde(rename = "startAt")]
+    start_at: Option<String>,
+    #[serde(rename = "endAt")]
+    end_at: Option<String>,
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+async fn jobs(State(st): State<St>, Query(q): Query<JobQuery>) -> Response {
+    let now = st.now();
+    let start = match q.start_at.as_deref().map(parse_time) {
+        Some(None) => {
+            return st.error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "startAt is not ISO 8601",
+                Some("startAt"),
+                None,
+            );
+        }
+        Some(Some(t)) => t,
+        None => now - Duration::days(14),
+    };
+    let end = match q.end_at.as_deref().map(parse_time) {
+        Some(None) => {
+            return st.error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "endAt is not ISO 8601",
+                Some("endAt"),
+                None,
+            );
+        }
+        Some(Some(t)) => t,
+        None => now,
+    };
+    if end < start {
+        return st.error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "endAt must not be before startAt",
+            Some("endAt"),
+            None,
+        );
+    }
+    let w = &st.world;
+    let mut out: Vec<Value> = w
+        .jobs_at(now)
+        .iter()
+        .map(|j| w.job_json(j, now))
+        .filter(|v| {
+            let u = v["updatedAt"].as_str().and_then(parse_time).unwrap_or(now);
+            u >= start && u <= end && q.status.as_deref().is_none_or(|s| v["status"] == s)
+        })
+        .collect();
+    if st.jobs_desc {
+        out.reverse();
+    }
+    json_ok(Value::Array(out))
+}
+
+fn find_job(st: &AppState, id: &str) -> Option<world::Job> {
+    let (k, day, _) = st.world.parse_id(id)?;
+    if k != kind::JOB {
+        return None;
+    }
+    let job = st.world.job(i64::try_from(day).ok()?);
+    st.world.job_status(&job, st.now())?;
+    Some(job)
+}
+
+async fn job(State(st): State<St>, Path(id): Path<String>) -> Response {
+    match find_job(&st, &id) {
+        Some(j) => json_ok(st.world.job_json(&j, st.now())),
+        None => st.not_found("job"),
+    }
+}
+
+async fn file(State(st): State<St>, Path((id, name)): Path<(String, String)>) -> Response {
+    let Some(j) = find_job(&st, &id) else {
+        return st.not_found("job");
+    };
+    if !st.world.job_files(&j, st.now()).contains(&name.as_str()) {
+        return st.not_found("file");
+    }
+    let Some(kind) = files::FileKind::parse(&name) else {
+        return st.not_found("file");
+    };
+    *st.downloads
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(format!("{id}/{name}"))
+        .or_default() += 1;
+    let chunks = files::Chunks::new(&st.world, &j, kind);
+    let body = Body::from_stream(futures::stream::iter(chunks));
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+fn conv_by_id(st: &AppState, id: &str) -> Option<world::ConvSpec> {
+    let (k, key, _) = st.world.parse_id(id)?;
+    if k != kind::CONVERSATION {
+        return None;
+    }
+    let c = st.world.conversation(key)?;
+    st.world.conversation_exists(&c, st.now()).then_some(c)
+}
+
+async fn item(State(st): State<St>, Path(id): Path<String>) -> Response {
+    let w = &st.world;
+    let now = st.now();
+    let Some((k, key, pos)) = w.parse_id(&id) else {
+        return st.not_found("conversation item");
+    };
+    if k == kind::ACTIVITY {
+        let v = w.render_activity(i64::try_from(key).unwrap_or(0));
+        let due = w
+            .activity(i64::try_from(key).unwrap_or(0))
+            .is_some_and(|(_, _, at)| at <= now);
+        return if due && !v.is_null() {
+            json_ok(v)
+        } else {
+            st.not_found("conversation item")
+        };
+    }
+    let owner_key = match k {
+        kind::ITEM => key,
+        kind::MOVED_ITEM => w.open_merge().1,
+        _ => return st.not_found("conversation item"),
+    };
+    let Some(c) = w
+        .conversation(owner_key)
+        .filter(|c| w.conversation_exists(c, now))
+    else {
+        return st.not_found("conversation item");
+    };
+    let found = w
+        .items_at(&c, now)
+        .into_iter()
+        .find(|(iid, _, _)| *iid == id);
+    match found {
+        Some((_, _, i)) if i.ct == world::Ct::Unknown => st.error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "conversation item type is not supported by the API",
+            Some("id"),
+            None,
+        ),
+        Some((iid, owner, i)) => {
+            let _ = pos;
+            json_ok(w.render_item(&iid, owner, &c, &i, now))
+        }
+        None => st.not_found("conversation item"),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ItemsQuery {
+    #[serde(rename = "sessionId")]
+    session_id: Option<String>,
+}
+
+async fn conversation_items(
+    State(st): State<St>,
+    Path(id): Path<String>,
+    Query(q): Query<ItemsQuery>,
+) -> Response {
+    let Some(c) = conv_by_id(&st, &id) else {
+        return st.not_found("conversation");
+    };
+    let w = &st.world;
+    let now = st.now();
+    let mut all: Vec<Value> = w
+        .items_at(&c, now)
+        .iter()
+        .map(|(iid, owner, i)| w.render_item(iid, *owner, &c, i, now))
+        .collect();
+    if let Some(s) = &q.session_id {
+        all.retain(|v| v["content"]["sessionId"] == *s || v["sessionId"] == *s);
+    }
+    let limited = all.len() > 1000;
+    all.truncate(1000);
+    let mut h = HeaderMap::new();
+    h.insert(
+        "Gladly-Limited-Data",
+        HeaderValue::from_static(if limited { "true" } else { "false" }),
+    );
+    (h, axum::Json(Value::Array(all))).into_response()
+}
+
+async fn conversation(State(st): State<St>, Path(id): Path<String>) -> Response {
+    match conv_by_id(&st, &id) {
+        Some(c) => json_ok(st.world.conversation_rest(&c, st.now())),
+        None => st.not_found("conversation"),
+    }
+}
+
+fn customer_index(st: &AppState, id: &str) -> Option<u64> {
+    let (k, idx, _) = st.world.parse_id(id)?;
+    (k == kind::CUSTOMER).then_some(idx)
+}
+
+async fn customer(State(st): State<St>, Path(id): Path<String>) -> Response {
+    let w = &st.world;
+    let Some(c) = customer_index(&st, &id) else {
+        return st.not_found("customer");
+    };
+    match w.customer_state(c, st.now()) {
+        CustomerState::Live => json_ok(w.customer_rest(c)),
+        CustomerState::Missing => st.not_found("customer"),
+        CustomerState::Moved(to) => {
+            let new = w.customer_id(to);
+            let mut r = st.error(
+                StatusCode::MOVED_PERMANENTLY,
+                "moved",
+                "customer id has changed",
+                Some("customerId"),
+                Some(json!({"old": id, "new": new})),
+            );
+            if st.moved_location
+                && let Ok(v) = HeaderValue::from_str(&format!("/api/v1/customer-profiles/{new}"))
+            {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+    }
+}
+
+async fn customer_conversations(State(st): State<St>, Path(id): Path<String>) -> Response {
+    let w = &st.world;
+    let now = st.now();
+    let Some(c) = customer_index(&st, &id) else {
+        return st.not_found("customer");
+    };
+    if w.customer_state(c, now) != CustomerState::Live {
+        return st.not_found("customer");
+    }
+    let mut all: Vec<Value> = w
+        .conversations_of(c, now)
+        .iter()
+        .map(|c| w.conversation_rest(c, now))
+        .collect();
+    let limited = all.len() > 100;
+    all.truncate(100);
+    let mut h = HeaderMap::new();
+    h.insert(
+        "Gladly-Limited-Data",
+        HeaderValue::from_static(if limited { "true" } else { "false" }),
+    );
+    (h, axum::Json(Value::Array(all))).into_response()
+}
+
+fn small_index(st: &AppState, id: &str, want: u8, max: u32) -> Option<u32> {
+    let (k, idx, _) = st.world.parse_id(id)?;
+    let idx = u32::try_from(idx).ok()?;
+    (k == want && idx < max).then_some(idx)
+}
+
+async fn agents(State(st): State<St>) -> Response {
+    json_ok(Value::Array(
+        (0..st.world.agents).map(|a| st.world.agent(a)).collect(),
+    ))
+}
+
+async fn agent(State(st): State<St>, Path(id): Path<String>) -> Response {
+    match small_index(&st, &id, kind::AGENT, st.world.agents) {
+        Some(a) => json_ok(st.world.agent(a)),
+        None => st.not_found("agent"),
+    }
+}
+
+async fn inboxes(State(st): State<St>) -> Response {
+    json_ok(Value::Array(
+        (0..st.world.inboxes).map(|b| st.world.inbox(b)).collect(),
+    ))
+}
+
+async fn inbox(State(st): State<St>, Path(id): Path<String>) -> Response {
+    match small_index(&st, &id, kind::INBOX, st.world.inboxes) {
+        Some(b) => json_ok(st.world.inbox(b)),
+        None => st.not_found("inbox"),
+    }
+}
+
+async fn topics(State(st): State<St>) -> Response {
+    let now = st.now();
+    json_ok(Value::Array(
+        (0..st.world.topics)
+            .map(|t| st.world.topic(t, now, true))
+            .collect(),
+    ))
+}
+
+async fn topic(State(st): State<St>, Path(id): Path<String>) -> Response {
+    match small_index(&st, &id, kind::TOPIC, st.world.topics) {
+        Some(t) => json_ok(st.world.topic(t, st.now(), true)),
+        None => st.not_found("topic"),
+    }
+}
+
+async fn downloads(State(st): State<St>) -> Response {
+    let d = st
+        .downloads
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    json_ok(json!(d))
+}
+
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    from: String,
+    to: String,
+}
+
+async fn events(State(st): State<St>, Query(q): Query<EventsQuery>) -> Response {
+    let (Some(from), Some(to)) = (parse_time(&q.from), parse_time(&q.to)) else {
+        return (StatusCode::BAD_REQUEST, "from and to must be RFC 3339").into_response();
+    };
+    json_ok(Value::Array(webhooks::events_between(&st.world, from, to)))
+}
+
+/// Ground truth at `now` (see the module doc).
+pub fn truth(w: &World, now: DateTime<Utc>) -> GroundTruth {
+    let horizon = w.t0.min(now) - Duration::days(14);
+    let today = now.timestamp().div_euclid(86_400);
+    let first = horizon.timestamp().div_euclid(86_400) - 2;
+    let jobs: Vec<world::Job> = (first..=today)
+        .map(|d| w.job(d))
+        .filter(|j| {
+            j.updated_at >= horizon
+                && j.updated_at <= now
+                && !j.failed
+                && j.day_start >= w.origin - Duration::days(1)
+        })
+        .collect();
+    // item id → (conversation key or None, customer index, is message)
+    let mut items: BTreeMap<String, (Option<u64>, u64, bool)> = BTreeMap::new();
+    let mut customers: HashSet<u64> = HashSet::new();
+    let mut quarantined = 0u64;
+    for j in &jobs {
+        if j.quirk == world::Quirk::Malformed {
+            quarantined += 1;
+        }
+        let as_of = j.updated_at;
+        let (from, to) = World::job_window(j);
+        for key in w.job_conversations(j) {
+            let Some(c) = w.conversation(key) else {
+                continue;
+            };
+            if !w.conversation_exists(&c, as_of)
+                || w.customer_deleted_at(c.customer)
+                    .is_some_and(|t| as_of >= t)
+            {
+                continue;
+            }
+            let mut any = false;
+            for (id, owner, i) in w.items_at(&c, as_of) {
+                if i.at < from || i.at >= to {
+                    continue;
+                }
+                any = true;
+                let owner_spec = if owner == key {
+                    c.clone()
+                } else {
+                    w.conversation(owner).unwrap_or_else(|| c.clone())
+                };
+                items.insert(
+                    id,
+                    (
+                        Some(owner),
+                        w.customer_at(&owner_spec, as_of),
+                        i.ct.is_message(),
+                    ),
+                );
+            }
+            if any {
+                customers.insert(w.customer_at(&c, as_of));
+            }
+        }
+        if let Some((id, cust, _)) = w.job_activity(j).and_then(|d| w.activity(d)) {
+            items.insert(id, (None, cust, false));
+            customers.insert(cust);
+        }
+    }
+    // Follow merges: the survivor and its conversations and items, re-read now.
+    let mut merges = 0u64;
+    let mut extra_customers: HashSet<u64> = HashSet::new();
+    let mut conversations: HashSet<u64> = items.values().filter_map(|(c, _, _)| *c).collect();
+    for c in customers.iter().copied().collect::<Vec<_>>() {
+        let mut cur = c;
+        let mut first_hop = true;
+        while let CustomerState::Moved(to) = w.customer_state(cur, now) {
+            if first_hop {
+                merges += 1;
+                first_hop = false;
+            }
+            extra_customers.insert(to);
+            for conv in w.conversations_of(to, now) {
+                conversations.insert(conv.key);
+                for (id, owner, i) in w.items_at(&conv, now).into_iter().take(1000) {
+                    items.insert(id, (Some(owner), to, i.ct.is_message()));
+                }
+            }
+            cur = to;
+        }
+    }
+    customers.extend(extra_customers);
+    let live_customers = customers
+        .iter()
+        .filter(|c| w.customer_state(**c, now) == CustomerState::Live)
+        .count();
+    let live_conv = |k: u64| {
+        w.conversation(k)
+            .is_some_and(|c| w.conversation_exists(&c, now))
+    };
+    let live_items: Vec<&(Option<u64>, u64, bool)> = items
+        .values()
+        .filter(|(conv, cust, _)| {
+            conv.is_none_or(live_conv) && w.customer_state(*cust, now) != CustomerState::Missing
+        })
+        .collect();
+    let live_conversations = conversations.iter().filter(|k| live_conv(**k)).count() as u64;
+    let mut tables = BTreeMap::new();
+    tables.insert("conversation_items".to_owned(), live_items.len() as u64);
+    tables.insert("customers".to_owned(), live_customers as u64);
+    tables.insert("customer_merges".to_owned(), merges);
+    tables.insert("conversations".to_owned(), live_conversations);
+    tables.insert("agents".to_owned(), u64::from(w.agents));
+    tables.insert("topics".to_owned(), u64::from(w.topics));
+    tables.insert("inboxes".to_owned(), u64::from(w.inboxes));
+    tables.insert("model_conversations".to_owned(), live_conversations);
+    tables.insert(
+        "model_messages".to_owned(),
+        live_items
+            .iter()
+            .filter(|(conv, _, msg)| conv.is_some() && *msg)
+            .count() as u64,
+    );
+    let s = |n: u64| world::SPECIAL + n;
+    let (loser, survivor, _) = w.open_merge();
+    GroundTruth {
+        tables,
+        extra: json!({
+            "quarantined": quarantined,
+            "jobs": jobs.iter().map(|j| w.id(kind::JOB, u64::try_from(j.day).unwrap_or(0), 0)).collect::<Vec<_>>(),
+            "merged_customers": {
+                w.customer_id(s(world::special::MERGE_SRC)): w.customer_id(s(world::special::MERGE_DST)),
+                w.customer_id(s(world::special::OPEN_SRC)): w.customer_id(s(world::special::OPEN_DST)),
+            },
+            "deleted_customers": [w.customer_id(s(world::special::GDPR))],
+            "deleted_conversations": [w.id(kind::CONVERSATION, loser, 0), w.id(kind::CONVERSATION, s(world::special::GDPR), 0)],
+            "surviving_conversation": w.id(kind::CONVERSATION, survivor, 0),
+            "inbox_move_conversation": w.id(kind::CONVERSATION, s(world::special::INBOX_MOVE), 0),
+            "inbox_move_at": World::ts(w.inbox_move_at(), 3),
+            "long_conversation": w.id(kind::CONVERSATION, s(world::special::LONG), 0),
+            "all_types_conversation": w.id(kind::CONVERSATION, s(world::special::ALL_TYPES), 0),
+        }),
+    }
+}

@@ -1,0 +1,512 @@
+//! The Ultimate ("AI agents – Advanced") Data Export API emulator (`vendors/ultimate.md` §3–8).
+//!
+//! # Endpoints
+//! * `POST /data-export/v3/get-signed-urls` (also `/data-export/v2/…` and the Zendesk-host path
+//!   `/ai-agents/api/data-export/v3/…`): headers `authorization` (the raw organization API
+//!   key), `organizationid`, `botid` (names case-insensitive); body `{"date": "YYYY-MM-DD",
+//!   "ttl": minutes}`. Answers `{"date", "urls": [...]}`; 400 (text `invalid date format`) for a
+//!   bad body, 401 for a bad key or organization, 403 for a bot of another organization, 404
+//!   when the bot has no export for that day (before it existed, today, the future, or a day
+//!   without conversations), 429 in strict rate-limit mode.
+//! * `GET /storage/{org}/{bot}/conversation_<bot>_<date>_<shard:012>.json?X-Goog-…`: the signed
+//!   shard files, served without auth; a URL past `X-Goog-Date + X-Goog-Expires` (emulator
+//!   clock) answers 403 `ExpiredToken`, a tampered one 403 `SignatureDoesNotMatch`.
+//!
+//! # Data and day semantics
+//! Conversations are generated per (bot, start day) from the seed over the 30 days before the
+//! clock's day at construction and 7 days after it. Day file `x` holds the versions whose
+//! `conversation_end_time` falls on `x`, and exists from `x+1 00:00 + ready_minutes`; chats that
+//! run over midnight and e-mail bot tickets (up to 72 h) land in later files; about 6 % of rows
+//! are *late*: they join their day file only `late_hours` after midnight (the file grows);
+//! about 3 % of conversations are re-opened and appear again, later and escalated, in the next
+//! day's file; about 3 % are duplicated within their day file; some files have a truncated
+//! line; about 3 % carry `conversations_data` that is not JSON; 4 % are suggestion-engine
+//! conversations (`bot_messages_count = 0`), 3 % are test mode. The second bot starts 20 days
+//! ago (404 before). Intents include `Greeting` (meaningful for odd bots, so only the name
+//! filter removes it), `Talk to a human/agent` and not-meaningful ones; array order is not
+//! always timestamp order.
+//!
+//! # Switches (`--variant ultimate.<key>=<value>`)
+//! | key | values (default first) | what |
+//! |---|---|---|
+//! | `response_key` | `urls`, `signed_urls` | key of the URL list |
+//! | `format` | `ndjson`, `array` | file format |
+//! | `gzip` | `off`, `magic`, `encoding` | gzip body without header / with `Content-Encoding: gzip` |
+//! | `keys` | `lower`, `upper` | key casing |
+//! | `counts` | `string`, `int` | message counts as strings (`seed`) or integers |
+//! | `booleans` | `bool`, `string` | booleans as JSON booleans or strings |
+//! | `timestamps` | `z`, `nozone`, `utc`, `epoch` | timestamp format |
+//! | `intents` | `objects`, `strings`, `string` | shape of `triggered_intent_replies` |
+//! | `fields` | `llm`, `knowledge`, `both` | `llm_*` (`seed`) or observed `knowledge_*` + extras |
+//! | `status` | `camel`, `snake` | `botHandled` or `bot_handled` |
+//! | `shards` | `3` | shard files per day at most |
+//! | `bots` | `2` | bots in the organization |
+//! | `bearer` | `reject`, `accept` | whether `Bearer <key>` is accepted |
+//! | `empty_day` | `404`, `empty` | a day without conversations: 404 or 200 with no URLs |
+//! | `expire_first` | `off`, `on` | the first answer per (bot, day) has already-expired URLs |
+//! | `ready_minutes` | `0` | minutes after midnight before yesterday's file exists |
+//! | `late_hours` | `6` | hours after midnight before late rows join the file |
+//! | `today_file` | `off`, `on` | serve today's partial file (conversations ended so far) |
+//! | `v2_retention_days` | `30` | v2 refuses older dates with 400 |
+//!
+//! # Ground truth
+//! Tables `conversations`, `triggered_intent_replies`, `triggered_replies` and
+//! `model_conversations` count the final versions (latest day file) of every conversation in
+//! the files served for days `first_day ..= yesterday` at the current clock. `extra` holds the
+//! window, the bot ids, counts of the quirks served (`duplicates`, `reopened`, `late_rows`,
+//! `malformed_lines`, `bad_conversations_data`), and `metrics` (see [`truth::metrics`]).
+
+pub mod data;
+pub mod render;
+pub mod truth;
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use serde_json::{Value, json};
+
+use crate::rate::Bucket;
+use crate::server::VendorApp;
+use crate::{Clock, Credentials, EmulatorOptions, GroundTruth};
+
+use data::{Conv, World};
+use render::{Line, Shape};
+
+/// The fixed, public API key of the emulator.
+pub const API_KEY: &str = "ult-emulator-key-5c1e";
+
+/// Settings read from the variants.
+#[derive(Debug, Clone)]
+struct Settings {
+    shape: Shape,
+    signed_urls_key: bool,
+    array: bool,
+    gzip: String,
+    shards: usize,
+    bearer: bool,
+    empty_404: bool,
+    expire_first: bool,
+    ready: Duration,
+    late: Duration,
+    today_file: bool,
+    v2_retention_days: i64,
+}
+
+struct State_ {
+    world: World,
+    settings: Settings,
+    clock: Clock,
+    seen: Mutex<HashSet<(usize, NaiveDate)>>,
+    bucket: Option<Bucket>,
+}
+
+type St = Arc<State_>;
+
+fn midnight(d: NaiveDate) -> DateTime<Utc> {
+    d.and_time(NaiveTime::MIN).and_utc()
+}
+
+impl State_ {
+    /// The versions in bot `b`'s file for day `x` at `now`, or `None` when there is no export.
+    fn day_versions(&self, b: usize, x: NaiveDate, now: DateTime<Utc>) -> Option<Vec<Conv>> {
+        let s = &self.settings;
+        let after = midnight(x + Duration::days(1));
+        let ready = now >= after + s.ready || (s.today_file && x == now.date_naive());
+        if !ready {
+            return None;
+        }
+        let late_visible = now >= after + s.late;
+        let v: Vec<Conv> = self
+            .world
+            .ending_on(b, x)
+            .into_iter()
+            .filter(|c| c.end <= now && (!c.late || late_visible))
+            .collect();
+        Some(v)
+    }
+
+    /// The lines of a day file, or `None` when there is no export.
+    fn day_lines(&self, b: usize, x: NaiveDate, now: DateTime<Utc>) -> Option<Vec<Line>> {
+        let versions = self.day_versions(b, x, now)?;
+        if versions.is_empty() {
+            return if self.settings.empty_404 {
+                None
+            } else {
+                Some(Vec::new())
+            };
+        }
+        let mut lines: Vec<Line> = versions
+            .iter()
+            .map(|c| Line::Record(render::record(&self.world, c, &self.settings.shape)))
+            .collect();
+        if self.world.has_malformed_line(b, x) {
+            lines.insert(lines.len() / 2, render::malformed(&self.world, b, x));
+        }
+        for c in versions.iter().filter(|c| c.duplicate) {
+            lines.push(Line::Record(render::record(
+                &self.world,
+                c,
+                &self.settings.shape,
+            )));
+        }
+        Some(lines)
+    }
+
+    fn truth(&self) -> GroundTruth {
+        let now = self.clock.now();
+        let first = self.world.first_day();
+        let last = now.date_naive() - Duration::days(1);
+        let mut finals: BTreeMap<String, Conv> = BTreeMap::new();
+        let mut appearances: BTreeMap<String, u32> = BTreeMap::new();
+        let (mut duplicates, mut late_rows, mut malformed) = (0u64, 0u64, 0u64);
+        for b in 0..self.world.bots.len() {
+            let mut x = first;
+            while x <= last {
+                if let Some(v) = self.day_versions(b, x, now)
+                    && !v.is_empty()
+                {
+                    malformed += u64::from(self.world.has_malformed_line(b, x));
+                    for c in v {
+                        duplicates += u64::from(c.duplicate);
+                        late_rows += u64::from(c.late);
+                        *appearances.entry(c.id.clone()).or_default() += 1;
+                        finals.insert(c.id.clone(), c);
+                    }
+                }
+                x += Duration::days(1);
+            }
+        }
+        let convs: Vec<&Conv> = finals.values().collect();
+        let n = convs.len() as u64;
+        let mut tables = BTreeMap::new();
+        tables.insert("conversations".to_owned(), n);
+        tables.insert("model_conversations".to_owned(), n);
+        tables.insert(
+            "triggered_intent_replies".to_owned(),
+            convs.iter().map(|c| c.intents.len() as u64).sum(),
+        );
+        tables.insert(
+            "triggered_replies".to_owned(),
+            convs.iter().map(|c| c.replies.len() as u64).sum(),
+        );
+        let extra = json!({
+            "first_day": first.to_string(),
+            "last_day": last.to_string(),
+            "organization_id": self.world.org_id,
+            "bot_ids": self.world.bots.iter().map(|b| b.id.clone()).collect::<Vec<_>>(),
+            "duplicates": duplicates,
+            "reopened": appearances.values().filter(|n| **n > 1).count(),
+            "late_rows": late_rows,
+            "malformed_lines": malformed,
+            "bad_conversations_data": convs.iter().filter(|c| !c.data_ok).count(),
+            "suggestion_engine": convs.iter().filter(|c| c.bot_messages == 0).count(),
+            "metrics": truth::metrics(&convs),
+        });
+        GroundTruth { tables, extra }
+    }
+}
+
+fn settings(opts: &EmulatorOptions) -> Settings {
+    let v = &opts.variants;
+    let num = |k: &str, d: i64| v.get(k).and_then(|s| s.parse::<i64>().ok()).unwrap_or(d);
+    Settings {
+        shape: Shape {
+            upper_keys: v.get_or("ultimate.keys", "lower") == "upper",
+            counts_as_strings: v.get_or("ultimate.counts", "string") == "string",
+            bools_as_strings: v.get_or("ultimate.booleans", "bool") == "string",
+            timestamps: v.get_or("ultimate.timestamps", "z").to_owned(),
+            intents: v.get_or("ultimate.intents", "objects").to_owned(),
+            fields: v.get_or("ultimate.fields", "llm").to_owned(),
+            snake_status: v.get_or("ultimate.status", "camel") == "snake",
+        },
+        signed_urls_key: v.get_or("ultimate.response_key", "urls") == "signed_urls",
+        array: v.get_or("ultimate.format", "ndjson") == "array",
+        gzip: v.get_or("ultimate.gzip", "off").to_owned(),
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        shards: num("ultimate.shards", 3).max(1) as usize,
+        bearer: v.get_or("ultimate.bearer", "reject") == "accept",
+        empty_404: v.get_or("ultimate.empty_day", "404") == "404",
+        expire_first: v.on("ultimate.expire_first"),
+        ready: Duration::minutes(num("ultimate.ready_minutes", 0)),
+        late: Duration::hours(num("ultimate.late_hours", 6)),
+        today_file: v.on("ultimate.today_file"),
+        v2_retention_days: num("ultimate.v2_retention_days", 30),
+    }
+}
+
+/// Builds the Ultimate emulator.
+pub fn app(opts: &EmulatorOptions) -> VendorApp {
+    let s = settings(opts);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let bots = opts
+        .variants
+        .get("ultimate.bots")
+        .and_then(|b| b.parse::<usize>().ok())
+        .unwrap_or(2)
+        .clamp(1, 4);
+    let world = World::new(
+        opts.seed,
+        opts.conversations(),
+        opts.clock.now().date_naive(),
+        bots,
+    );
+    let credentials = Credentials {
+        fields: vec![
+            ("organization_id", json!(world.org_id)),
+            (
+                "bot_ids",
+                json!(world.bots.iter().map(|b| b.id.clone()).collect::<Vec<_>>()),
+            ),
+            ("token", json!(API_KEY)),
+        ],
+    };
+    let state: St = Arc::new(State_ {
+        world,
+        settings: s,
+        clock: opts.clock.clone(),
+        seen: Mutex::new(HashSet::new()),
+        bucket: opts.strict_rate_limits.then(|| Bucket::new(5.0, 10.0)),
+    });
+    let truth_state = state.clone();
+    let router = Router::new()
+        .route("/data-export/v3/get-signed-urls", post(signed_v3))
+        .route(
+            "/ai-agents/api/data-export/v3/get-signed-urls",
+            post(signed_v3),
+        )
+        .route("/data-export/v2/get-signed-urls", post(signed_v2))
+        .route("/storage/{org}/{bot}/{file}", get(download))
+        .with_state(state);
+    VendorApp {
+        router,
+        credentials,
+        truth: Arc::new(move || truth_state.truth()),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.to_owned(),
+    )
+        .into_response()
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "message": message }))).into_response()
+}
+
+async fn signed_v3(State(s): State<St>, headers: HeaderMap, body: Bytes) -> Response {
+    signed_urls(&s, &headers, &body, 3)
+}
+
+async fn signed_v2(State(s): State<St>, headers: HeaderMap, body: Bytes) -> Response {
+    signed_urls(&s, &headers, &body, 2)
+}
+
+fn sign(path: &str, date: &str, expires: i64) -> String {
+    let mut h = DefaultHasher::new();
+    (API_KEY, path, date, expires).hash(&mut h);
+    format!(
+        "{:016x}{:016x}",
+        h.finish(),
+        h.finish().rotate_left(17) ^ 0x5eed
+    )
+}
+
+fn signed_urls(s: &State_, headers: &HeaderMap, body: &[u8], version: u8) -> Response {
+    if let Some(bucket) = &s.bucket
+        && let Err(wait) = bucket.take()
+    {
+        let secs = wait.as_secs().max(1).to_string();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs)],
+            "Too Many Requests",
+        )
+            .into_response();
+    }
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let key_ok = match h("authorization") {
+        Some(k) if k == API_KEY => true,
+        Some(k) => {
+            s.settings.bearer
+                && k.strip_prefix("Bearer ")
+                    .is_some_and(|k| k.trim() == API_KEY)
+        }
+        None => false,
+    };
+    if !key_ok || h("organizationid") != Some(s.world.org_id.as_str()) {
+        return json_error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    let Some(b) = h("botid").and_then(|id| s.world.bot_index(id)) else {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden: the bot does not belong to this organization",
+        );
+    };
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return text(StatusCode::BAD_REQUEST, "invalid request body");
+    };
+    let Some(date) = req
+        .get("date")
+        .and_then(Value::as_str)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    else {
+        return text(StatusCode::BAD_REQUEST, "invalid date format");
+    };
+    let ttl_minutes = match req.get("ttl") {
+        None | Some(Value::Null) => 1440,
+        Some(v) => match v.as_i64() {
+            Some(t) if (1..=10_080).contains(&t) => t,
+            _ => return text(StatusCode::BAD_REQUEST, "invalid ttl"),
+        },
+    };
+    let now = s.clock.now();
+    if version == 2 && date < now.date_naive() - Duration::days(s.settings.v2_retention_days) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "date must be within the last 30 days",
+        );
+    }
+    let Some(lines) = s.day_lines(b, date, now) else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            &format!("No export found for bot {} on {date}", s.world.bots[b].id),
+        );
+    };
+    let first_time = s
+        .seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert((b, date));
+    let signed_at = if s.settings.expire_first && first_time {
+        now - Duration::days(8)
+    } else {
+        now
+    };
+    let stamp = signed_at.format("%Y%m%dT%H%M%SZ").to_string();
+    let expires = ttl_minutes * 60;
+    let host = h("host").unwrap_or("127.0.0.1");
+    let bot = &s.world.bots[b].id;
+    let n = if lines.is_empty() {
+        0
+    } else {
+        render::shard(lines, s.settings.shards).len()
+    };
+    let urls: Vec<String> = (0..n)
+        .map(|i| {
+            let path = format!("/storage/{}/{bot}/conversation_{bot}_{date}_{i:012}.json", s.world.org_id);
+            let sig = sign(&path, &stamp, expires);
+            format!(
+                "http://{host}{path}?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Date={stamp}&X-Goog-Expires={expires}&X-Goog-SignedHeaders=host&X-Goog-Signature={sig}"
+            )
+        })
+        .collect();
+    let key = if s.settings.signed_urls_key {
+        "signed_urls"
+    } else {
+        "urls"
+    };
+    axum::Json(json!({ "date": date.to_string(), key: urls })).into_response()
+}
+
+fn gcs_error(code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "application/xml; charset=UTF-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn download(
+    State(s): State<St>,
+    Path((org, bot, file)): Path<(String, String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let path = format!("/storage/{org}/{bot}/{file}");
+    let stamp = q.get("X-Goog-Date").cloned().unwrap_or_default();
+    let expires: i64 = q
+        .get("X-Goog-Expires")
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
+    if q.get("X-Goog-Signature").map(String::as_str) != Some(sign(&path, &stamp, expires).as_str())
+    {
+        return gcs_error(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        );
+    }
+    let Ok(signed_at) = chrono::NaiveDateTime::parse_from_str(&stamp, "%Y%m%dT%H%M%SZ") else {
+        return gcs_error("AuthenticationRequired", "Invalid X-Goog-Date.");
+    };
+    let now = s.clock.now();
+    if now > signed_at.and_utc() + Duration::seconds(expires) {
+        return gcs_error(
+            "ExpiredToken",
+            "Invalid argument: the provided token has expired.",
+        );
+    }
+    // conversation_<bot>_<date>_<shard>.json
+    let parts: Vec<&str> = file.trim_end_matches(".json").rsplitn(3, '_').collect();
+    let (Some(shard), Some(date)) = (
+        parts.first().and_then(|p| p.parse::<usize>().ok()),
+        parts.get(1),
+    ) else {
+        return (StatusCode::NOT_FOUND, "No such object").into_response();
+    };
+    let (Some(b), Ok(date)) = (
+        s.world.bot_index(&bot),
+        NaiveDate::parse_from_str(date, "%Y-%m-%d"),
+    ) else {
+        return (StatusCode::NOT_FOUND, "No such object").into_response();
+    };
+    let lines = s.day_lines(b, date, now).unwrap_or_default();
+    let Some(part) = render::shard(lines, s.settings.shards)
+        .into_iter()
+        .nth(shard)
+    else {
+        return (StatusCode::NOT_FOUND, "No such object").into_response();
+    };
+    let bytes = render::serialise(&part, s.settings.array);
+    let mut resp = match s.settings.gzip.as_str() {
+        "magic" => Response::new(Body::from(render::gzip(&bytes))),
+        "encoding" => {
+            let mut r = Response::new(Body::from(render::gzip(&bytes)));
+            r.headers_mut().insert(
+                header::CONTENT_ENCODING,
+                header::HeaderValue::from_static("gzip"),
+            );
+            r
+        }
+        _ => Response::new(Body::from(bytes)),
+    };
+    let ctype = if s.settings.gzip == "magic" {
+        "application/octet-stream"
+    } else {
+        "application/json"
+    };
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(ctype),
+    );
+    resp
+}

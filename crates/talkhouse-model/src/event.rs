@@ -1,0 +1,123 @@
+//! What a stream yields.
+
+use crate::{Cell, TableRef};
+
+/// One row of one table: named typed cells plus the vendor's whole record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The table the row belongs to.
+    pub table: TableRef,
+    /// Column values by name; columns the row does not set are NULL.
+    pub cells: Vec<(&'static str, Cell)>,
+    /// The vendor's record as JSON text, stored in `_raw`. `None` for derived rows (the model
+    /// tables), whose destinations serialise the cells instead.
+    pub raw: Option<String>,
+}
+
+impl Row {
+    /// An empty row of `table`.
+    pub fn new(table: TableRef) -> Self {
+        Self {
+            table,
+            cells: Vec::new(),
+            raw: None,
+        }
+    }
+
+    /// Sets a column (builder style).
+    #[must_use]
+    pub fn set(mut self, column: &'static str, value: impl Into<Cell>) -> Self {
+        self.put(column, value);
+        self
+    }
+
+    /// Sets a column, replacing an earlier value of it.
+    pub fn put(&mut self, column: &'static str, value: impl Into<Cell>) {
+        let value = value.into();
+        if let Some(slot) = self.cells.iter_mut().find(|(c, _)| *c == column) {
+            slot.1 = value;
+        } else {
+            self.cells.push((column, value));
+        }
+    }
+
+    /// Sets `_raw` (builder style).
+    #[must_use]
+    pub fn with_raw(mut self, raw: impl Into<String>) -> Self {
+        self.raw = Some(raw.into());
+        self
+    }
+
+    /// The value of a column, if set.
+    pub fn get(&self, column: &str) -> Option<&Cell> {
+        self.cells
+            .iter()
+            .find(|(c, _)| *c == column)
+            .map(|(_, v)| v)
+    }
+
+    /// Approximate size in bytes, for batch caps.
+    pub fn approx_bytes(&self) -> usize {
+        let cells: usize = self
+            .cells
+            .iter()
+            .map(|(_, c)| match c {
+                Cell::Text(s) => s.len() + 8,
+                Cell::Json(v) => 64 + v.as_str().map_or(0, str::len),
+                _ => 16,
+            })
+            .sum();
+        cells + self.raw.as_ref().map_or(0, String::len) + 32
+    }
+}
+
+/// A record that could not be parsed: it goes to `talkhouse.quarantine`, the sync goes on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quarantined {
+    /// Where it came from: `file:line` or a URL.
+    pub location: String,
+    /// Why it was rejected.
+    pub error: String,
+    /// The record as received (text), possibly truncated by the destination.
+    pub payload: String,
+}
+
+/// What to do with the rows of a record the vendor says is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EraseMode {
+    /// Keep the rows with `_deleted_at` set and personal columns (and `_raw`) nulled.
+    #[default]
+    Redact,
+    /// Remove the rows.
+    Delete,
+    /// Only set `_deleted_at`.
+    Keep,
+}
+
+/// Erase every row of `table` whose `column` equals `value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Erasure {
+    /// The table.
+    pub table: TableRef,
+    /// The identifying column (`customer_id`, `conversation_id`, …).
+    pub column: &'static str,
+    /// The identifying value.
+    pub value: Cell,
+    /// Redact, delete or keep. Model tables (`talkhouse.*`) always drop erased rows.
+    pub mode: EraseMode,
+}
+
+/// One item of a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// One vendor record with its child rows (and derived model rows). A group is never split
+    /// across transactions.
+    Records(Vec<Row>),
+    /// A record that could not be parsed.
+    Quarantine(Quarantined),
+    /// The vendor says a record is gone.
+    Erase(Erasure),
+    /// Everything yielded so far is covered: persist this cursor with it.
+    Checkpoint(serde_json::Value),
+}

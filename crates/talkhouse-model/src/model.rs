@@ -1,0 +1,67 @@
+//! The cross-vendor model: `talkhouse.conversations` and `talkhouse.messages`.
+//!
+//! Every source maps its own records to rows of the base tables `talkhouse.model_conversations`
+//! and `talkhouse.model_messages` during sync, in the same transaction as the vendor rows. The
+//! engine fills `source` with the configured source name, and `sentiment` from `body`; sources
+//! leave both unset. Erasures on these tables always delete. Users query the views
+//! `talkhouse.conversations` and `talkhouse.messages` (defined by `talkhouse-analytics`), which
+//! add derived columns such as `message_count` where the vendor gives none.
+
+use crate::{Column, ColumnType as T, TableRef, TableSpec};
+
+/// `talkhouse.model_conversations`: one row per conversation of any vendor.
+pub const CONVERSATIONS: TableRef = TableRef::model("model_conversations");
+/// `talkhouse.model_messages`: one row per message of any vendor.
+pub const MESSAGES: TableRef = TableRef::model("model_messages");
+
+/// Normalised channels.
+pub const CHANNELS: [&str; 6] = ["chat", "email", "sms", "voice", "social", "messaging"];
+/// Normalised sender roles.
+pub const SENDER_ROLES: [&str; 4] = ["customer", "agent", "bot", "system"];
+
+/// The model's table specs.
+pub fn tables() -> Vec<TableSpec> {
+    vec![
+        TableSpec::new(
+            CONVERSATIONS,
+            vec![
+                Column::new("source", T::Text),
+                Column::new("conversation_id", T::Text),
+                Column::new("customer_id", T::Text),
+                // One of CHANNELS, or null when unknown.
+                Column::new("channel", T::Text),
+                Column::new("started_at", T::Timestamp),
+                Column::new("ended_at", T::Timestamp),
+                Column::new("status", T::Text),
+                // Set where the vendor counts messages itself (Ultimate); views count otherwise.
+                Column::new("message_count", T::Integer),
+                Column::new("escalated", T::Boolean),
+                Column::new("bot_handled", T::Boolean),
+                Column::new("csat", T::Float),
+                Column::new("updated_at", T::Timestamp),
+            ],
+            &["source", "conversation_id"],
+        ),
+        TableSpec::new(
+            MESSAGES,
+            vec![
+                Column::new("source", T::Text),
+                Column::new("message_id", T::Text),
+                Column::new("conversation_id", T::Text),
+                // Gladly chat `sessionId`, Giosg chat id, Ada conversation id.
+                Column::new("session_id", T::Text),
+                // One of SENDER_ROLES.
+                Column::new("sender_role", T::Text),
+                Column::new("sender_id", T::Text),
+                Column::new("channel", T::Text),
+                Column::new("sent_at", T::Timestamp),
+                Column::personal("body", T::Text),
+                // ISO 639-1 code where the vendor tells; the analyser may detect it otherwise.
+                Column::new("language", T::Text),
+                // In [-1, 1]; null where there is no text or the language is not supported.
+                Column::new("sentiment", T::Float),
+            ],
+            &["source", "message_id"],
+        ),
+    ]
+}

@@ -1,0 +1,102 @@
+//! The Gladly connector.
+//!
+//! # What it syncs
+//! * Stream `export`: every COMPLETED export job, oldest first by `updatedAt`, each of its files
+//!   (`agents.jsonl`, `topics.jsonl`, `customers.jsonl`, `conversation_items.jsonl`; any may be
+//!   missing) streamed line by line into `gladly.agents`, `gladly.topics`, `gladly.customers`
+//!   and `gladly.conversation_items` (+ `talkhouse.model_messages` for messages). Every content
+//!   type lands, unknown future ones included (typed columns where known, `_raw` always).
+//! * Streams `customers` and `conversations` (after `export`): `GET /customer-profiles/{id}` for
+//!   every customer of every new job, `GET /conversations/{id}` for every conversation its items
+//!   name (→ `gladly.conversations`, `gladly.conversation_assignments`: each inbox/agent pair a
+//!   conversation was seen in, and `talkhouse.model_conversations`).
+//! * Streams `agents`, `topics` (with `parent_id`), `inboxes` (after `export`): the full lists.
+//! * Webhooks ([`Source::verify_push`] / [`Source::process_push`]): the item a
+//!   `CONTACT/MESSAGE_*` names, the conversation and its item list for `CONVERSATION*` events,
+//!   merges for `CUSTOMER/MERGED`, the profile for `CUSTOMER_PROFILE/*`.
+//! * [`load_dir_source`]: the same tables from export files a user downloaded.
+//!
+//! # Auth
+//! HTTP Basic: `email` of a user with the API User permission and its API `token`. 401 and 403
+//! fail the stream with a hint. Webhooks authenticate with `webhook_username`/`webhook_password`
+//! (Basic) or `webhook_header = { name, value }`, compared in constant time; without either,
+//! every webhook is refused.
+//!
+//! # Pagination
+//! None exists. Lists are whole arrays; the conversation item list stops at 1000
+//! (`Gladly-Limited-Data: true`), the export carries the rest.
+//!
+//! # Rate limits
+//! 10 requests/s per organisation: one client-wide limiter (`requests_per_second`, default 10)
+//! shared by every stream, `max_concurrency` (default 4) requests in flight; 429 and 5xx are
+//! retried with full-jitter backoff (and `Retry-After` when present) by `talkhouse-http`.
+//!
+//! # Incremental cursor
+//! `export`: a ledger of processed job ids (→ `updatedAt`), plus the position (`job`, `file`,
+//! `line`) of an interrupted job, checkpointed every `checkpoint_every` lines; a rerun skips
+//! what landed. Jobs older than 16 days leave the ledger. When the newest processed job is
+//! more than `retention_warning_days` (12) days older than the newest job, or jobs are missing
+//! in between, the state's `warnings` say so and the sync logs a warning (Gladly deletes jobs
+//! after 14 days). Enrichment streams keep their own ledger of jobs and a position inside the
+//! current one (checkpoint every 25 ids).
+//!
+//! # Quirks
+//! * Blank lines are skipped; malformed lines are quarantined (`job/file:line`); a job without
+//!   a file, an empty file, a file without trailing newline are fine; the same record in two
+//!   jobs merges by id; items without `conversationId` land without model rows.
+//! * Customer merges: a 301 `moved` (new id from `meta.new` in any error shape, or `Location`)
+//!   records `old_id → new_id` in `gladly.customer_merges`, marks the old profile deleted
+//!   (`_deleted_at`, never redacted), fetches the survivor and re-reads its conversations and
+//!   their items, so items that moved in an OPEN→OPEN merge land under their new ids.
+//! * 404 for a customer or conversation (GDPR/CCPA deletion, or the loser of an OPEN→OPEN
+//!   merge) erases its rows in the vendor tables and the model, per `on_vendor_delete`.
+//! * `recordingDuration` may be a string. Timestamps have 0–9 fraction digits.
+//! * `customers.jsonl` has another shape than the REST profile (`origin` says which one a row
+//!   holds); enrichment replaces the file row with the profile.
+//! * `model_conversations.channel` is the channel of the conversation's earliest message seen
+//!   in the job being enriched (Gladly conversations span channels and carry none).
+
+mod config;
+mod records;
+mod source;
+mod tables;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use talkhouse_model::Source;
+
+use crate::ConfigError;
+
+pub use config::{GladlyConfig, HeaderAuth};
+pub use records::{FileKind, channel_of, sender_role};
+pub use source::{GladlySource, constant_time_eq};
+pub use tables::{AGENTS, ASSIGNMENTS, CONVERSATIONS, CUSTOMERS, INBOXES, ITEMS, MERGES, TOPICS};
+
+/// Builds a configured Gladly source.
+///
+/// # Errors
+/// Unknown keys, or a missing `base_url`, `email` or `token`.
+pub fn build(name: &str, section: toml::Table) -> Result<Arc<dyn Source>, ConfigError> {
+    let cfg: GladlyConfig = section.try_into()?;
+    Ok(source::boxed(GladlySource::api(name, cfg)?))
+}
+
+/// A source that loads a folder holding one export job's files, or a folder of such folders
+/// (loaded in name order), into the same tables with the same idempotency (stream `files`).
+/// `section` is the source's configuration, if any (only `on_vendor_delete` and
+/// `checkpoint_every` matter here).
+///
+/// # Errors
+/// Unknown keys in the section, or a folder that does not exist.
+pub fn load_dir_source(
+    name: &str,
+    section: Option<toml::Table>,
+    dir: PathBuf,
+) -> Result<Arc<dyn Source>, ConfigError> {
+    let cfg: GladlyConfig = section.unwrap_or_default().try_into()?;
+    if !dir.is_dir() {
+        return Err(ConfigError { key: None, message: format!("{} is not a folder", dir.display()), hint: Some("point --dir at a folder of export files (conversation_items.jsonl, customers.jsonl, …) or a folder of such folders".into()) });
+    }
+    Ok(source::boxed(GladlySource::folder(name, cfg, dir)))
+}

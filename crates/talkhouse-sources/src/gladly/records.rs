@@ -1,0 +1,527 @@
+//! Gladly records → rows of the `gladly` tables and of the `talkhouse.*` model.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use talkhouse_model::time::parse_timestamp;
+use talkhouse_model::{Cell, EraseMode, Erasure, Event, Row, model};
+
+use super::tables::{
+    AGENTS, ASSIGNMENTS, CONVERSATIONS, CUSTOMERS, INBOXES, ITEMS, MERGES, TOPICS,
+};
+
+/// Which export file a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// `agents.jsonl`.
+    Agents,
+    /// `topics.jsonl`.
+    Topics,
+    /// `customers.jsonl`.
+    Customers,
+    /// `conversation_items.jsonl`.
+    Items,
+}
+
+impl FileKind {
+    /// In the order a job's files are loaded: entities before the items that name them.
+    pub const ALL: [FileKind; 4] = [
+        FileKind::Agents,
+        FileKind::Topics,
+        FileKind::Customers,
+        FileKind::Items,
+    ];
+
+    /// The file name.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            FileKind::Agents => "agents.jsonl",
+            FileKind::Topics => "topics.jsonl",
+            FileKind::Customers => "customers.jsonl",
+            FileKind::Items => "conversation_items.jsonl",
+        }
+    }
+
+    /// From a file name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.file_name() == name)
+    }
+}
+
+/// The export job a row came from.
+#[derive(Debug, Clone)]
+pub struct JobTag {
+    /// Job id (or folder name for `load --dir`).
+    pub id: String,
+    /// Job `updatedAt`, when known.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+fn s(v: &Value, k: &str) -> Cell {
+    match v.get(k) {
+        Some(Value::String(x)) => Cell::Text(x.clone()),
+        Some(Value::Number(n)) => Cell::Text(n.to_string()),
+        _ => Cell::Null,
+    }
+}
+
+fn ts(v: &Value, k: &str) -> Cell {
+    v.get(k)
+        .and_then(Value::as_str)
+        .and_then(parse_timestamp)
+        .map_or(Cell::Null, Cell::Timestamp)
+}
+
+fn js(v: &Value, k: &str) -> Cell {
+    v.get(k).cloned().map_or(Cell::Null, Cell::from)
+}
+
+fn int(v: &Value, k: &str) -> Cell {
+    match v.get(k) {
+        Some(Value::Number(n)) => n.as_i64().map_or(Cell::Null, Cell::Integer),
+        // The spec's own example sends `recordingDuration: '100'`.
+        Some(Value::String(x)) => x.trim().parse::<i64>().map_or(Cell::Null, Cell::Integer),
+        _ => Cell::Null,
+    }
+}
+
+/// A string field that is required.
+fn req<'a>(v: &'a Value, k: &str) -> Result<&'a str, String> {
+    v.get(k)
+        .and_then(Value::as_str)
+        .filter(|x| !x.is_empty())
+        .ok_or_else(|| format!("missing `{k}`"))
+}
+
+/// The normalised channel of a content type, if it is a message.
+pub fn channel_of(content_type: &str) -> Option<&'static str> {
+    Some(match content_type {
+        "CHAT_MESSAGE" => "chat",
+        "EMAIL" => "email",
+        "SMS" => "sms",
+        "PHONE_CALL" | "VOICEMAIL" | "VOICE_AI_MESSAGE" => "voice",
+        "FACEBOOK_MESSAGE" | "INSTAGRAM_DIRECT" | "TWITTER" => "social",
+        "WHATSAPP" => "messaging",
+        _ => return None,
+    })
+}
+
+/// The model's sender role of an initiator.
+pub fn sender_role(initiator_type: &str, initiator_id: &str) -> &'static str {
+    match initiator_type {
+        "CUSTOMER" | "EXTERNAL" => "customer",
+        "AGENT" | "INTERNAL" => "agent",
+        "AUTOMATION" | "API" => "bot",
+        "SYSTEM" if initiator_id.starts_with("SIDEKICK") => "bot",
+        _ => "system",
+    }
+}
+
+/// One conversation item → its `gladly.conversation_items` row and, for messages in a
+/// conversation, its `talkhouse.model_messages` row.
+///
+/// # Errors
+/// When the line is not an item (no `id`, no `content.type`): the caller quarantines it.
+pub fn item_rows(v: &Value, raw: &str, job: Option<&JobTag>) -> Result<Vec<Row>, String> {
+    let id = req(v, "id")?;
+    let content = v
+        .get("content")
+        .filter(|c| c.is_object())
+        .ok_or("missing `content`")?;
+    let ct = req(content, "type").map_err(|_| "missing `content.type`".to_owned())?;
+    let empty = Value::Null;
+    let init = v.get("initiator").unwrap_or(&empty);
+    let resp = v.get("responder").unwrap_or(&empty);
+    let body = match ct {
+        "CONVERSATION_NOTE" | "CUSTOMER_ACTIVITY" | "VOICE_AI_MESSAGE" => s(content, "body"),
+        "PHONE_CALL" | "VOICEMAIL" => Cell::Null,
+        _ => s(content, "content"),
+    };
+    let to = match content.get("to") {
+        Some(Value::Array(a)) => Cell::Text(
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        Some(Value::String(x)) => Cell::Text(x.clone()),
+        _ => Cell::Null,
+    };
+    let status = match ct {
+        "CONVERSATION_STATUS_CHANGE" | "VOICE_AI_MESSAGE" => s(content, "status"),
+        _ => Cell::Null,
+    };
+    let mut row = Row::new(ITEMS)
+        .set("id", id)
+        .set("conversation_id", s(v, "conversationId"))
+        .set("customer_id", s(v, "customerId"))
+        .set("session_id", s(v, "sessionId"))
+        .set("timestamp", ts(v, "timestamp"))
+        .set("initiator_id", s(init, "id"))
+        .set("initiator_type", s(init, "type"))
+        .set("responder_id", s(resp, "id"))
+        .set("responder_type", s(resp, "type"))
+        .set("content_type", ct)
+        .set("message_type", s(content, "messageType"))
+        .set(
+            "chat_session_id",
+            if ct == "CHAT_MESSAGE" {
+                s(content, "sessionId")
+            } else {
+                Cell::Null
+            },
+        )
+        .set("body", body.clone())
+        .set("subject", s(content, "subject"))
+        .set("title", s(content, "title"))
+        .set("from_address", s(content, "from"))
+        .set("to_address", to)
+        .set("cc", js(content, "cc"))
+        .set("bcc", js(content, "bcc"))
+        .set("status", status)
+        .set("activity_type", s(content, "activityType"))
+        .set("source_name", s(content, "sourceName"))
+        .set(
+            "link_url",
+            content.get("link").map_or(Cell::Null, |l| s(l, "url")),
+        )
+        .set("page_id", s(content, "pageId"))
+        .set("user_id", s(content, "userId"))
+        .set("started_at", ts(content, "startedAt"))
+        .set("answered_at", ts(content, "answeredAt"))
+        .set("completed_at", ts(content, "completedAt"))
+        .set("occurred_at", ts(content, "occurredAt"))
+        .set("received_at", ts(content, "receivedAt"))
+        .set("recording_status", s(content, "recordingStatus"))
+        .set("recording_url", s(content, "recordingUrl"))
+        .set("recording_duration", int(content, "recordingDuration"))
+        .set("recording_summary", js(content, "recordingSummary"))
+        .set("added_topic_ids", js(content, "addedTopicIds"))
+        .set("removed_topic_ids", js(content, "removedTopicIds"))
+        .set("attachments", js(content, "attachments"))
+        .set("message_data", js(content, "messageData"))
+        .set("customer_number", s(content, "customerNumber"))
+        .set("company_number", s(content, "companyNumber"))
+        .with_raw(raw);
+    if let Some(j) = job {
+        row.put("job_id", j.id.as_str());
+        row.put("job_updated_at", j.updated_at);
+    }
+    let mut rows = vec![row];
+    if let (Some(channel), Some(conv)) = (
+        channel_of(ct),
+        v.get("conversationId").and_then(Value::as_str),
+    ) {
+        let session = match content.get("sessionId").or_else(|| v.get("sessionId")) {
+            Some(Value::String(x)) => Cell::Text(x.clone()),
+            _ => Cell::Null,
+        };
+        let init_type = init.get("type").and_then(Value::as_str).unwrap_or("");
+        let init_id = init.get("id").and_then(Value::as_str).unwrap_or("");
+        rows.push(
+            Row::new(model::MESSAGES)
+                .set("message_id", id)
+                .set("conversation_id", conv)
+                .set("session_id", session)
+                .set("sender_role", sender_role(init_type, init_id))
+                .set("sender_id", s(init, "id"))
+                .set("channel", channel)
+                .set("sent_at", ts(v, "timestamp"))
+                .set("body", body),
+        );
+    }
+    Ok(rows)
+}
+
+/// A `customers.jsonl` line (export shape: `emailAddresses`, `phoneNumbers`).
+///
+/// # Errors
+/// When it has no `id`.
+pub fn customer_export_row(v: &Value, raw: &str) -> Result<Row, String> {
+    let first = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    Ok(Row::new(CUSTOMERS)
+        .set("id", req(v, "id")?)
+        .set("name", s(v, "name"))
+        .set("address", s(v, "address"))
+        .set("email", first("emailAddresses"))
+        .set("phone", first("phoneNumbers"))
+        .set("emails", js(v, "emailAddresses"))
+        .set("phones", js(v, "phoneNumbers"))
+        .set("external_customer_id", s(v, "externalCustomerId"))
+        .set("external_customer_ids", js(v, "externalCustomerIds"))
+        .set("origin", "export")
+        .with_raw(raw))
+}
+
+/// A customer profile from `GET /customer-profiles/{id}`.
+///
+/// # Errors
+/// When it has no `id`.
+pub fn customer_rest_row(v: &Value) -> Result<Row, String> {
+    let primary = |k: &str, field: &str| -> Cell {
+        let list = v.get(k).and_then(Value::as_array);
+        let pick = list.and_then(|a| {
+            a.iter()
+                .find(|e| e.get("primary") == Some(&Value::Bool(true)))
+                .or_else(|| a.first())
+        });
+        pick.map_or(Cell::Null, |e| s(e, field))
+    };
+    Ok(Row::new(CUSTOMERS)
+        .set("id", req(v, "id")?)
+        .set("name", s(v, "name"))
+        .set("address", s(v, "address"))
+        .set("image", s(v, "image"))
+        .set("email", primary("emails", "original"))
+        .set("phone", primary("phones", "normalized"))
+        .set("emails", js(v, "emails"))
+        .set("phones", js(v, "phones"))
+        .set("external_customer_id", s(v, "externalCustomerId"))
+        .set("external_customer_ids", js(v, "externalCustomerIds"))
+        .set("custom_attributes", js(v, "customAttributes"))
+        .set("created_at", ts(v, "createdAt"))
+        .set("updated_at", ts(v, "updatedAt"))
+        .set("origin", "api")
+        .with_raw(v.to_string()))
+}
+
+/// An agent (file line or REST).
+///
+/// # Errors
+/// When it has no `id`.
+pub fn agent_row(v: &Value, raw: &str) -> Result<Row, String> {
+    Ok(Row::new(AGENTS)
+        .set("id", req(v, "id")?)
+        .set("name", s(v, "name"))
+        .set("email_address", s(v, "emailAddress"))
+        .with_raw(raw))
+}
+
+/// A topic (file line or REST).
+///
+/// # Errors
+/// When it has no `id`.
+pub fn topic_row(v: &Value, raw: &str) -> Result<Row, String> {
+    Ok(Row::new(TOPICS)
+        .set("id", req(v, "id")?)
+        .set("name", s(v, "name"))
+        .set("disabled", v.get("disabled").and_then(Value::as_bool))
+        .set("parent_id", s(v, "parentId"))
+        .with_raw(raw))
+}
+
+/// An inbox.
+///
+/// # Errors
+/// When it has no `id`.
+pub fn inbox_row(v: &Value) -> Result<Row, String> {
+    Ok(Row::new(INBOXES)
+        .set("id", req(v, "id")?)
+        .set("name", s(v, "name"))
+        .set("disabled", v.get("disabled").and_then(Value::as_bool))
+        .with_raw(v.to_string()))
+}
+
+/// One line of an export file → rows.
+///
+/// # Errors
+/// When the line is not JSON or lacks what identifies it.
+pub fn line_rows(
+    kind: FileKind,
+    line: &str,
+    job: Option<&JobTag>,
+) -> Result<(Value, Vec<Row>), String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    if !v.is_object() {
+        return Err("not a JSON object".into());
+    }
+    let rows = match kind {
+        FileKind::Agents => vec![agent_row(&v, line)?],
+        FileKind::Topics => vec![topic_row(&v, line)?],
+        FileKind::Customers => vec![customer_export_row(&v, line)?],
+        FileKind::Items => item_rows(&v, line, job)?,
+    };
+    Ok((v, rows))
+}
+
+/// A conversation from `GET /conversations/{id}` → its row, the assignment it shows and its
+/// model row. `channel` is the normalised channel of its earliest message known to us.
+///
+/// # Errors
+/// When it has no `id`.
+pub fn conversation_rows(
+    v: &Value,
+    channel: Option<&str>,
+    seen_at: Option<DateTime<Utc>>,
+) -> Result<Vec<Row>, String> {
+    let id = req(v, "id")?;
+    let mut rows = vec![
+        Row::new(CONVERSATIONS)
+            .set("id", id)
+            .set("customer_id", s(v, "customerId"))
+            .set("inbox_id", s(v, "inboxId"))
+            .set("agent_id", s(v, "agentId"))
+            .set("status", s(v, "status"))
+            .set("topic_ids", js(v, "topicIds"))
+            .set("custom_attributes", js(v, "customAttributes"))
+            .set("created_at", ts(v, "createdAt"))
+            .set("closed_at", ts(v, "closedAt"))
+            .with_raw(v.to_string()),
+    ];
+    if let Some(inbox) = v.get("inboxId").and_then(Value::as_str) {
+        let agent = v.get("agentId").and_then(Value::as_str).unwrap_or("");
+        rows.push(
+            Row::new(ASSIGNMENTS)
+                .set("conversation_id", id)
+                .set("inbox_id", inbox)
+                .set("agent_id", agent)
+                .set("seen_at", seen_at)
+                .with_raw(
+                    serde_json::json!({"conversationId": id, "inboxId": inbox, "agentId": agent})
+                        .to_string(),
+                ),
+        );
+    }
+    rows.push(
+        Row::new(model::CONVERSATIONS)
+            .set("conversation_id", id)
+            .set("customer_id", s(v, "customerId"))
+            .set("channel", channel.map(str::to_owned))
+            .set("started_at", ts(v, "createdAt"))
+            .set("ended_at", ts(v, "closedAt"))
+            .set(
+                "status",
+                v.get("status")
+                    .and_then(Value::as_str)
+                    .map(str::to_lowercase),
+            ),
+    );
+    Ok(rows)
+}
+
+/// A merge `old → new` seen at `seen_at`.
+pub fn merge_row(old: &str, new: &str, seen_at: Option<DateTime<Utc>>) -> Row {
+    Row::new(MERGES)
+        .set("old_id", old)
+        .set("new_id", new)
+        .set("seen_at", seen_at)
+        .with_raw(serde_json::json!({"old": old, "new": new}).to_string())
+}
+
+fn erase(
+    table: talkhouse_model::TableRef,
+    column: &'static str,
+    value: &str,
+    mode: EraseMode,
+) -> Event {
+    Event::Erase(Erasure {
+        table,
+        column,
+        value: Cell::Text(value.to_owned()),
+        mode,
+    })
+}
+
+/// A customer is gone (404): its profile, items and conversations, vendor and model rows.
+pub fn erase_customer(id: &str, mode: EraseMode) -> Vec<Event> {
+    vec![
+        erase(CUSTOMERS, "id", id, mode),
+        erase(ITEMS, "customer_id", id, mode),
+        erase(CONVERSATIONS, "customer_id", id, mode),
+        erase(model::CONVERSATIONS, "customer_id", id, mode),
+    ]
+}
+
+/// A conversation is gone (404): its row, items and assignments, vendor and model rows.
+pub fn erase_conversation(id: &str, mode: EraseMode) -> Vec<Event> {
+    vec![
+        erase(CONVERSATIONS, "id", id, mode),
+        erase(ITEMS, "conversation_id", id, mode),
+        erase(ASSIGNMENTS, "conversation_id", id, mode),
+        erase(model::CONVERSATIONS, "conversation_id", id, mode),
+        erase(model::MESSAGES, "conversation_id", id, mode),
+    ]
+}
+
+/// A customer merged away: the old profile row is marked (`_deleted_at`), never redacted (the
+/// person lives on under the new id).
+pub fn mark_merged(old: &str) -> Event {
+    erase(CUSTOMERS, "id", old, EraseMode::Keep)
+}
+
+/// The new id in a 301 `moved` answer: `errors[].meta.new` in any of the error shapes Gladly
+/// uses (array, object, bare array), else the `Location` header's last segment.
+pub fn moved_to(body: &[u8], location: Option<&str>) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let errors: Vec<&Value> = match &v {
+        Value::Array(a) => a.iter().collect(),
+        Value::Object(o) => match o.get("errors") {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(e @ Value::Object(_)) => vec![e],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    errors
+        .iter()
+        .find_map(|e| {
+            e.get("meta")
+                .and_then(|m| m.get("new"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .or_else(|| {
+            location
+                .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
+                .filter(|x| !x.is_empty())
+                .map(str::to_owned)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_and_channels() {
+        assert_eq!(sender_role("SYSTEM", "SIDEKICK_V2"), "bot");
+        assert_eq!(sender_role("SYSTEM", "x"), "system");
+        assert_eq!(sender_role("CUSTOMER", "x"), "customer");
+        assert_eq!(channel_of("WHATSAPP"), Some("messaging"));
+        assert_eq!(channel_of("TOPIC_CHANGE"), None);
+    }
+
+    #[test]
+    fn moved_in_every_error_shape() {
+        let meta = r#"{"code":"moved","meta":{"old":"a","new":"b"}}"#;
+        for body in [
+            format!(r#"{{"errors":[{meta}]}}"#),
+            format!(r#"{{"errors":{meta}}}"#),
+            format!("[{meta}]"),
+        ] {
+            assert_eq!(
+                moved_to(body.as_bytes(), None).as_deref(),
+                Some("b"),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            moved_to(b"", Some("/api/v1/customer-profiles/zz")).as_deref(),
+            Some("zz")
+        );
+    }
+
+    #[test]
+    fn unknown_content_type_keeps_the_raw_record() {
+        let line = r#"{"id":"i1","conversationId":"c1","customerId":"u1","timestamp":"2024-09-15T10:00:01.250Z","initiator":{"id":"a","type":"AGENT"},"content":{"type":"VIDEO_CALL","x":1}}"#;
+        let (_, rows) = line_rows(FileKind::Items, line, None).expect("an item");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].raw.as_deref(), Some(line));
+        assert!(line_rows(FileKind::Items, "{\"id\":", None).is_err());
+    }
+}

@@ -1,0 +1,718 @@
+//! Gladly connector against the in-process emulator: ground truth, incremental jobs, crash and
+//! rerun, merge and deletion rules, retention warnings, webhooks, `load --dir`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use talkhouse_emulator::gladly::world::World;
+use talkhouse_emulator::gladly::{API_TOKEN, API_USER};
+use talkhouse_emulator::{Clock, EmulatorOptions, GroundTruth, Running, Vendor, start};
+use talkhouse_http::{Auth, Client, ClientConfig, Request};
+use talkhouse_model::{Cell, Commit, Destination, Event, PushRequest, PushVerdict, Source};
+use talkhouse_sources::gladly;
+use talkhouse_sync::memory::MemoryDestination;
+use talkhouse_sync::{BatchConfig, SyncOptions, sync_source};
+
+const WEBHOOK_USER: &str = "gladly-hooks";
+const WEBHOOK_PASS: &str = "hook-secret";
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-10T12:00:00Z")
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+struct Env {
+    emu: Running,
+    opts: EmulatorOptions,
+    world: World,
+}
+
+impl Env {
+    async fn new(scale: f64, strict: bool) -> Self {
+        let mut opts = EmulatorOptions::new(11, scale);
+        opts.clock = Clock::at(t0());
+        opts.strict_rate_limits = strict;
+        let world = World::new(&opts);
+        let emu = start(Vendor::Gladly, &opts, 0)
+            .await
+            .expect("emulator starts");
+        Self { emu, opts, world }
+    }
+
+    fn truth(&self) -> GroundTruth {
+        talkhouse_emulator::gladly::truth(&self.world, self.opts.clock.now())
+    }
+
+    fn section(&self, extra: &str) -> toml::Table {
+        let text = format!(
+            "base_url = \"{}\"\nemail = \"{API_USER}\"\ntoken = \"{API_TOKEN}\"\nrequests_per_second = 500\nmax_concurrency = 8\nwebhook_username = \"{WEBHOOK_USER}\"\nwebhook_password = \"{WEBHOOK_PASS}\"\n{extra}",
+            self.emu.base_url
+        );
+        toml::from_str(&text).expect("valid toml")
+    }
+
+    fn source(&self, extra: &str) -> Arc<dyn Source> {
+        gladly::build("gladly", self.section(extra)).expect("source builds")
+    }
+
+    async fn downloads(&self) -> BTreeMap<String, u64> {
+        let c = Client::new(ClientConfig::new("test", Auth::None)).expect("client");
+        c.json(Request::get(
+            format!("{}/_emulator/gladly/downloads", self.emu.base_url),
+            "test",
+        ))
+        .await
+        .expect("downloads")
+    }
+}
+
+async fn sync(
+    src: &Arc<dyn Source>,
+    dest: &Arc<MemoryDestination>,
+    opts: &SyncOptions,
+) -> talkhouse_sync::SyncReport {
+    let d: Arc<dyn Destination> = dest.clone();
+    sync_source(src.clone(), d, opts).await
+}
+
+fn schema_of(table: &str) -> &'static str {
+    if table.starts_with("model_") {
+        "talkhouse"
+    } else {
+        "gladly"
+    }
+}
+
+fn assert_matches_truth(dest: &MemoryDestination, truth: &GroundTruth) {
+    for (table, want) in &truth.tables {
+        let got = dest.count(schema_of(table), table) as u64;
+        assert_eq!(
+            got, *want,
+            "table {table}: warehouse has {got}, ground truth says {want}"
+        );
+    }
+    let quarantined = dest.quarantine().len() as u64;
+    assert_eq!(
+        Some(quarantined),
+        truth.extra["quarantined"].as_u64(),
+        "quarantined lines"
+    );
+}
+
+fn text(c: Option<&Cell>) -> Option<&str> {
+    c.and_then(Cell::as_str)
+}
+
+#[tokio::test]
+async fn full_sync_equals_ground_truth_table_by_table() {
+    let env = Env::new(0.1, false).await;
+    let dest = Arc::new(MemoryDestination::new());
+    let report = sync(&env.source(""), &dest, &SyncOptions::default()).await;
+    assert!(report.ok(), "{report:?}");
+    assert_matches_truth(&dest, &env.truth());
+    // Every content type landed, the unknown one included, with its raw record.
+    let types: BTreeSet<String> = dest
+        .rows("gladly", "conversation_items")
+        .iter()
+        .filter_map(|r| text(r.cells.get("content_type")).map(str::to_owned))
+        .collect();
+    assert!(
+        types.contains("VIDEO_CALL")
+            && types.contains("PHONE_CALL")
+            && types.contains("CUSTOMER_ACTIVITY"),
+        "{types:?}"
+    );
+    // Topics carry their parents.
+    assert!(
+        dest.rows("gladly", "topics")
+            .iter()
+            .any(|r| r.cells.contains_key("parent_id"))
+    );
+    // A re-run with nothing new writes nothing.
+    let commits_before = dest.snapshot();
+    let report = sync(&env.source(""), &dest, &SyncOptions::default()).await;
+    assert!(report.ok());
+    assert_eq!(dest.snapshot(), commits_before);
+}
+
+#[tokio::test]
+async fn second_sync_after_a_day_downloads_only_the_new_job() {
+    let env = Env::new(0.1, false).await;
+    let dest = Arc::new(MemoryDestination::new());
+    assert!(
+        sync(&env.source(""), &dest, &SyncOptions::default())
+            .await
+            .ok()
+    );
+    let first = env.downloads().await;
+    env.opts.clock.advance(Duration::days(1));
+    assert!(
+        sync(&env.source(""), &dest, &SyncOptions::default())
+            .await
+            .ok()
+    );
+    let second = env.downloads().await;
+    let new: BTreeMap<&String, u64> = second
+        .iter()
+        .map(|(k, n)| (k, n - first.get(k).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let jobs: BTreeSet<&str> = new.keys().filter_map(|k| k.split('/').next()).collect();
+    assert_eq!(
+        jobs.len(),
+        1,
+        "only the new job's files were downloaded: {new:?}"
+    );
+    assert!(new.values().all(|n| *n == 1), "each new file once: {new:?}");
+    assert!(
+        !first
+            .keys()
+            .any(|k| k.starts_with(jobs.iter().next().copied().unwrap_or("?")))
+    );
+    assert_matches_truth(&dest, &env.truth());
+    // Rule: a conversation's inbox changes over time → both assignments are kept.
+    let moving = env.truth().extra["inbox_move_conversation"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let inboxes: BTreeSet<String> = dest
+        .rows("gladly", "conversation_assignments")
+        .iter()
+        .filter(|r| text(r.cells.get("conversation_id")) == Some(moving.as_str()))
+        .filter_map(|r| text(r.cells.get("inbox_id")).map(str::to_owned))
+        .collect();
+    assert_eq!(inboxes.len(), 2, "inbox history of {moving}: {inboxes:?}");
+}
+
+#[tokio::test]
+async fn a_sync_killed_mid_file_and_rerun_ends_exact() {
+    let env = Env::new(0.1, false).await;
+    let clean = Arc::new(MemoryDestination::new());
+    let small = SyncOptions {
+        batch: BatchConfig {
+            max_rows: 150,
+            ..BatchConfig::default()
+        },
+        ..SyncOptions::default()
+    };
+    assert!(
+        sync(&env.source("checkpoint_every = 100"), &clean, &small)
+            .await
+            .ok()
+    );
+
+    let crashed = Arc::new(MemoryDestination::new());
+    crashed.fail_commits_after(6);
+    let report = sync(&env.source("checkpoint_every = 100"), &crashed, &small).await;
+    assert!(!report.ok(), "the injected failure stops the sync");
+    let state = crashed
+        .state("gladly", "export")
+        .expect("a cursor was committed");
+    assert!(
+        state["current"]["line"].as_u64().unwrap_or(0) > 0,
+        "stopped inside a file: {state}"
+    );
+    crashed.heal();
+    let report = sync(&env.source("checkpoint_every = 100"), &crashed, &small).await;
+    assert!(report.ok(), "{report:?}");
+    let (a, b) = (crashed.snapshot(), clean.snapshot());
+    for (table, rows) in &b {
+        let other = a.get(table).cloned().unwrap_or_default();
+        let only_clean: Vec<_> = rows.iter().filter(|r| !other.contains(r)).take(2).collect();
+        let only_crashed: Vec<_> = other.iter().filter(|r| !rows.contains(r)).take(2).collect();
+        assert!(
+            only_clean.is_empty() && only_crashed.is_empty(),
+            "{table}: clean-only {only_clean:?}\ncrashed-only {only_crashed:?}"
+        );
+    }
+    assert_eq!(a.len(), b.len(), "rerun after a crash equals a clean run");
+    assert_matches_truth(&crashed, &env.truth());
+}
+
+#[tokio::test]
+async fn merge_and_deletion_rules() {
+    let env = Env::new(0.1, false).await;
+    let truth = env.truth();
+    let x = &truth.extra;
+    let dest = Arc::new(MemoryDestination::new());
+    assert!(
+        sync(&env.source(""), &dest, &SyncOptions::default())
+            .await
+            .ok()
+    );
+    let customers = dest.rows("gladly", "customers");
+    let by_id = |id: &str| {
+        customers
+            .iter()
+            .find(|r| text(r.cells.get("id")) == Some(id))
+            .cloned()
+    };
+
+    // Rule 1: a 301 `moved` records old → new in customer_merges, marks the old profile
+    // deleted without redacting it, and the survivor is live.
+    let merges = dest.rows("gladly", "customer_merges");
+    for (old, new) in x["merged_customers"].as_object().expect("map") {
+        let m = merges
+            .iter()
+            .find(|r| text(r.cells.get("old_id")) == Some(old.as_str()))
+            .expect("merge recorded");
+        assert_eq!(text(m.cells.get("new_id")), new.as_str());
+        let o = by_id(old).expect("old profile kept");
+        assert!(
+            o.deleted_at.is_some() && o.cells.contains_key("name"),
+            "merged profile marked, not redacted"
+        );
+        assert!(by_id(new.as_str().unwrap_or("")).is_some_and(|r| r.deleted_at.is_none()));
+        // Rule 2: the model counts a merged customer once (no model conversation keeps the old id).
+        assert!(
+            !dest
+                .rows("talkhouse", "model_conversations")
+                .iter()
+                .any(|r| text(r.cells.get("customer_id")) == Some(old.as_str()))
+        );
+    }
+
+    // Rule 3: a GDPR deletion (404) redacts by default: rows stay, marked, personal fields null.
+    let gone = x["deleted_customers"][0].as_str().unwrap_or("");
+    let g = by_id(gone).expect("deleted profile row kept under redact");
+    assert!(g.deleted_at.is_some() && !g.cells.contains_key("name") && g.raw.is_none());
+    let items = dest.rows("gladly", "conversation_items");
+    let of_gone: Vec<_> = items
+        .iter()
+        .filter(|r| text(r.cells.get("customer_id")) == Some(gone))
+        .collect();
+    assert!(
+        !of_gone.is_empty()
+            && of_gone
+                .iter()
+                .all(|r| r.deleted_at.is_some() && !r.cells.contains_key("body"))
+    );
+
+    // Rule 4: the loser of an OPEN→OPEN merge 404s: its items are tombstoned, and its items
+    // reappear under new ids in the survivor (re-read after the customer's 301).
+    let loser = x["deleted_conversations"][0].as_str().unwrap_or("");
+    let survivor = x["surviving_conversation"].as_str().unwrap_or("");
+    let loser_items: Vec<_> = items
+        .iter()
+        .filter(|r| text(r.cells.get("conversation_id")) == Some(loser))
+        .collect();
+    assert!(!loser_items.is_empty() && loser_items.iter().all(|r| r.deleted_at.is_some()));
+    let live_survivor = items
+        .iter()
+        .filter(|r| {
+            text(r.cells.get("conversation_id")) == Some(survivor) && r.deleted_at.is_none()
+        })
+        .count();
+    assert!(
+        live_survivor > loser_items.len(),
+        "survivor holds its own and the moved items ({live_survivor})"
+    );
+    assert!(
+        !dest
+            .rows("talkhouse", "model_messages")
+            .iter()
+            .any(|r| text(r.cells.get("conversation_id")) == Some(loser))
+    );
+
+    // Rule 5: on_vendor_delete = "delete" removes the rows instead.
+    let del = Arc::new(MemoryDestination::new());
+    assert!(
+        sync(
+            &env.source("on_vendor_delete = \"delete\""),
+            &del,
+            &SyncOptions::default()
+        )
+        .await
+        .ok()
+    );
+    assert!(
+        !del.rows("gladly", "customers")
+            .iter()
+            .any(|r| text(r.cells.get("id")) == Some(gone))
+    );
+    assert!(
+        !del.rows("gladly", "conversation_items")
+            .iter()
+            .any(|r| text(r.cells.get("conversation_id")) == Some(loser))
+    );
+    assert_matches_truth(&del, &truth);
+
+    // Rule 6: "keep" only marks.
+    let keep = Arc::new(MemoryDestination::new());
+    assert!(
+        sync(
+            &env.source("on_vendor_delete = \"keep\""),
+            &keep,
+            &SyncOptions::default()
+        )
+        .await
+        .ok()
+    );
+    let k = keep
+        .rows("gladly", "customers")
+        .into_iter()
+        .find(|r| text(r.cells.get("id")) == Some(gone))
+        .expect("kept");
+    assert!(k.deleted_at.is_some() && k.cells.contains_key("name"));
+}
+
+#[tokio::test]
+async fn warns_when_the_newest_job_nears_retention() {
+    let env = Env::new(0.05, false).await;
+    let dest = Arc::new(MemoryDestination::new());
+    let only_export = SyncOptions {
+        streams: Some(vec!["export".into()]),
+        ..SyncOptions::default()
+    };
+    assert!(sync(&env.source(""), &dest, &only_export).await.ok());
+    assert!(
+        dest.state("gladly", "export")
+            .and_then(|s| s.get("warnings").cloned())
+            .is_none()
+    );
+    env.opts.clock.advance(Duration::days(13));
+    assert!(sync(&env.source(""), &dest, &only_export).await.ok());
+    let warnings = dest
+        .state("gladly", "export")
+        .and_then(|s| s.get("warnings").cloned())
+        .unwrap_or(Value::Null);
+    assert!(
+        warnings.as_array().is_some_and(|w| w
+            .iter()
+            .any(|m| m.as_str().unwrap_or("").contains("14 days"))),
+        "{warnings}"
+    );
+}
+
+#[tokio::test]
+async fn strict_rate_limits_are_respected() {
+    let env = Env::new(0.05, true).await;
+    let text = format!(
+        "base_url = \"{}\"\nemail = \"{API_USER}\"\ntoken = \"{API_TOKEN}\"\n",
+        env.emu.base_url
+    );
+    let src = gladly::build("gladly", toml::from_str(&text).expect("toml")).expect("source");
+    let dest = Arc::new(MemoryDestination::new());
+    let opts = SyncOptions {
+        streams: Some(vec!["export".into(), "agents".into(), "inboxes".into()]),
+        ..SyncOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let report = sync(&src, &dest, &opts).await;
+    assert!(report.ok(), "{report:?}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1500),
+        "10 requests/s spreads the requests out"
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_fail_the_stream_with_a_hint() {
+    let env = Env::new(0.05, false).await;
+    let text = format!(
+        "base_url = \"{}\"\nemail = \"{API_USER}\"\ntoken = \"nope\"\n",
+        env.emu.base_url
+    );
+    let src = gladly::build("gladly", toml::from_str(&text).expect("toml")).expect("source");
+    let dest = Arc::new(MemoryDestination::new());
+    let report = sync(&src, &dest, &SyncOptions::default()).await;
+    let err = report
+        .streams
+        .iter()
+        .find(|s| s.stream == "export")
+        .and_then(|s| s.error.clone())
+        .unwrap_or_default();
+    assert!(err.contains("401") && err.contains("hint"), "{err}");
+}
+
+fn push_request(body: &Value, auth: Option<(&str, &str)>) -> PushRequest {
+    use base64::Engine;
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    if let Some((u, p)) = auth {
+        headers.push((
+            "authorization".into(),
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            ),
+        ));
+    }
+    PushRequest {
+        method: "POST".into(),
+        path: "/webhooks/gladly".into(),
+        headers,
+        body: body.to_string().into_bytes(),
+        ..PushRequest::default()
+    }
+}
+
+async fn apply(src: &dyn Source, dest: &MemoryDestination, payload: Value) {
+    use futures::StreamExt;
+    let events: Vec<Event> = src
+        .process_push(payload)
+        .map(|e| e.expect("push processed"))
+        .collect()
+        .await;
+    let mut commit = Commit {
+        source: "gladly".into(),
+        stream: "push".into(),
+        load_id: "push".into(),
+        synced_at: Utc::now(),
+        rows: Vec::new(),
+        erasures: Vec::new(),
+        quarantine: Vec::new(),
+        state: None,
+    };
+    for e in events {
+        match e {
+            Event::Records(r) => commit.rows.extend(r.into_iter().map(|mut row| {
+                // The engine stamps `source` on model rows; this helper stands in for it.
+                if row.table.model {
+                    row.put("source", "gladly");
+                }
+                row
+            })),
+            Event::Erase(e) => commit.erasures.push(e),
+            Event::Quarantine(q) => commit.quarantine.push(q),
+            Event::Checkpoint(_) => {}
+        }
+    }
+    dest.commit(commit).await.expect("commit");
+}
+
+#[tokio::test]
+async fn webhooks_verify_and_process_idempotently() {
+    let env = Env::new(0.1, false).await;
+    let src = env.source("");
+    let events = talkhouse_emulator::gladly::webhooks::events_between(
+        &env.world,
+        t0() - Duration::days(2),
+        t0(),
+    );
+    assert!(events.len() > 10);
+    // Verify: credentials, PING, ids.
+    let ev = &events[0];
+    assert!(matches!(
+        src.verify_push(&push_request(ev, None)),
+        PushVerdict::Reject { status: 401, .. }
+    ));
+    assert!(matches!(
+        src.verify_push(&push_request(ev, Some((WEBHOOK_USER, "wrong")))),
+        PushVerdict::Reject { status: 401, .. }
+    ));
+    let ping = talkhouse_emulator::gladly::webhooks::ping();
+    assert_eq!(
+        src.verify_push(&push_request(&ping, Some((WEBHOOK_USER, WEBHOOK_PASS)))),
+        PushVerdict::Ignore
+    );
+    match src.verify_push(&push_request(ev, Some((WEBHOOK_USER, WEBHOOK_PASS)))) {
+        PushVerdict::Accept { event_id, .. } => {
+            assert_eq!(Some(event_id.as_str()), ev["id"].as_str())
+        }
+        other => panic!("expected Accept, got {other:?}"),
+    }
+    // A header-authenticated source.
+    let hdr = gladly::build("gladly", {
+        let mut t = env.section("");
+        t.remove("webhook_username");
+        t.remove("webhook_password");
+        t.insert(
+            "webhook_header".into(),
+            toml::Value::Table(toml::from_str("name = \"X-Hook\"\nvalue = \"v1\"").expect("toml")),
+        );
+        t
+    })
+    .expect("source");
+    let mut req = push_request(ev, None);
+    req.headers.push(("x-hook".into(), "v1".into()));
+    assert!(matches!(hdr.verify_push(&req), PushVerdict::Accept { .. }));
+    req.headers.pop();
+    req.headers.push(("x-hook".into(), "v2".into()));
+    assert!(matches!(
+        hdr.verify_push(&req),
+        PushVerdict::Reject { status: 401, .. }
+    ));
+
+    // Process: every message a webhook names lands; duplicates change nothing.
+    let dest = MemoryDestination::new();
+    talkhouse_sync::prepare(&*src, &dest)
+        .await
+        .expect("prepare");
+    for e in &events {
+        apply(&*src, &dest, e.clone()).await;
+    }
+    let once = dest.snapshot();
+    for e in &events {
+        apply(&*src, &dest, e.clone()).await;
+    }
+    assert_eq!(dest.snapshot(), once, "duplicates are processed once");
+    let items: BTreeSet<String> = dest
+        .rows("gladly", "conversation_items")
+        .iter()
+        .filter(|r| r.deleted_at.is_none())
+        .filter_map(|r| text(r.cells.get("id")).map(str::to_owned))
+        .collect();
+    let truth = env.truth();
+    let deleted: BTreeSet<&str> = truth.extra["deleted_conversations"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for e in events
+        .iter()
+        .filter(|e| e["type"] == "CONTACT/MESSAGE_RECEIVED")
+    {
+        if deleted.contains(e["content"]["conversationId"].as_str().unwrap_or("")) {
+            continue;
+        }
+        assert!(
+            items.contains(e["content"]["messageId"].as_str().unwrap_or("")),
+            "{e}"
+        );
+    }
+    assert!(
+        dest.count("gladly", "customer_merges") >= 1,
+        "CUSTOMER/MERGED recorded"
+    );
+}
+
+#[tokio::test]
+async fn load_dir_reads_downloaded_files_idempotently() {
+    let env = Env::new(0.05, false).await;
+    let c = Client::new(ClientConfig::new(
+        "test",
+        Auth::Basic {
+            user: API_USER.into(),
+            password: API_TOKEN.into(),
+        },
+    ))
+    .expect("client");
+    let jobs: Vec<Value> = c
+        .json(Request::get(
+            format!("{}/api/v1/export/jobs?status=COMPLETED", env.emu.base_url),
+            "t",
+        ))
+        .await
+        .expect("jobs");
+    let root = std::env::temp_dir().join(format!(
+        "gladly-dir-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_micros()
+    ));
+    let mut item_ids = BTreeSet::new();
+    let mut bad = 0;
+    for (n, j) in jobs.iter().take(4).enumerate() {
+        let id = j["id"].as_str().unwrap_or("");
+        let dir = root.join(format!("{n:02}-{id}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for f in j["files"].as_array().cloned().unwrap_or_default() {
+            let f = f.as_str().unwrap_or("");
+            let body = c
+                .bytes(Request::get(
+                    format!("{}/api/v1/export/jobs/{id}/files/{f}", env.emu.base_url),
+                    "t",
+                ))
+                .await
+                .expect("file");
+            if f == "conversation_items.jsonl" {
+                for line in String::from_utf8_lossy(&body)
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                {
+                    match serde_json::from_str::<Value>(line) {
+                        Ok(v) => {
+                            item_ids.insert(v["id"].as_str().unwrap_or("").to_owned());
+                        }
+                        Err(_) => bad += 1,
+                    }
+                }
+            }
+            std::fs::write(dir.join(f), &body).expect("write");
+        }
+    }
+    let src = gladly::load_dir_source("gladly", None, root.clone()).expect("dir source");
+    let dest = Arc::new(MemoryDestination::new());
+    assert!(sync(&src, &dest, &SyncOptions::default()).await.ok());
+    assert_eq!(dest.count("gladly", "conversation_items"), item_ids.len());
+    assert_eq!(dest.quarantine().len(), bad);
+    let snap = dest.snapshot();
+    assert!(sync(&src, &dest, &SyncOptions::default()).await.ok());
+    assert_eq!(
+        dest.snapshot(),
+        snap,
+        "loading the same folders again changes nothing"
+    );
+    assert_eq!(
+        dest.state("gladly", "files")
+            .and_then(|s| s["jobs"].as_object().map(serde_json::Map::len)),
+        Some(jobs.len().min(4))
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[tokio::test]
+async fn an_item_no_webhook_announced_arrives_with_the_next_export() {
+    let env = Env::new(0.1, false).await;
+    let src = env.source("");
+    let dest = Arc::new(MemoryDestination::new());
+    assert!(sync(&src, &dest, &SyncOptions::default()).await.ok());
+    env.opts.clock.advance(Duration::days(1));
+    // A receiver subscribed to message events only: customers' messages are announced, agents'
+    // replies are not.
+    let day = t0() - Duration::hours(12);
+    let events = talkhouse_emulator::gladly::webhooks::events_between(
+        &env.world,
+        day,
+        day + Duration::days(1),
+    );
+    for e in events
+        .iter()
+        .filter(|e| e["type"] == "CONTACT/MESSAGE_RECEIVED")
+    {
+        apply(&*src, &dest, e.clone()).await;
+    }
+    let agent_replies = |d: &MemoryDestination| -> BTreeSet<String> {
+        d.rows("gladly", "conversation_items")
+            .iter()
+            .filter(|r| text(r.cells.get("initiator_type")) == Some("AGENT"))
+            .filter(|r| matches!(r.cells.get("timestamp"), Some(Cell::Timestamp(t)) if *t >= day && *t < day + Duration::days(1)))
+            .filter_map(|r| text(r.cells.get("id")).map(str::to_owned))
+            .collect()
+    };
+    let announced: BTreeSet<String> = dest
+        .rows("gladly", "conversation_items")
+        .iter()
+        .filter_map(|r| text(r.cells.get("id")).map(str::to_owned))
+        .collect();
+    assert!(
+        agent_replies(&dest).is_empty(),
+        "no webhook named an agent reply"
+    );
+    assert!(sync(&src, &dest, &SyncOptions::default()).await.ok());
+    assert!(
+        !agent_replies(&dest).is_empty(),
+        "the next export brings the unannounced replies"
+    );
+    let after: BTreeSet<String> = dest
+        .rows("gladly", "conversation_items")
+        .iter()
+        .filter_map(|r| text(r.cells.get("id")).map(str::to_owned))
+        .collect();
+    assert!(announced.is_subset(&after));
+    let live: BTreeSet<String> = dest
+        .rows("gladly", "conversation_items")
+        .iter()
+        .filter(|r| r.deleted_at.is_none())
+        .filter_map(|r| text(r.cells.get("id")).map(str::to_owned))
+        .collect();
+    let orphans: Vec<_> = dest
+        .rows("talkhouse", "model_messages")
+        .into_iter()
+        .filter(|r| !live.contains(text(r.cells.get("message_id")).unwrap_or("")))
+        .map(|r| r.cells)
+        .collect();
+    assert!(orphans.is_empty(), "{orphans:?}");
+    assert_matches_truth(&dest, &env.truth());
+}

@@ -1,0 +1,6 @@
+//! Integration tests, one module per vendor, compiled into one binary.
+
+mod ada;
+mod giosg;
+mod gladly;
+mod ultimate;

@@ -1,0 +1,519 @@
+//! Running streams, batching events and committing them with their cursors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt;
+use talkhouse_model::{
+    Cell, Commit, Destination, DestinationError, Erasure, Event, LoadRecord, LoadStatus,
+    Quarantined, Row, Source, StreamContext, StreamDef,
+};
+use tracing::Instrument;
+
+/// Caps on one batch: whichever is reached first closes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Rows per batch.
+    pub max_rows: usize,
+    /// Approximate bytes per batch.
+    pub max_bytes: usize,
+    /// Age of the oldest pending event.
+    pub max_age: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: 50_000,
+            max_bytes: 64 << 20,
+            max_age: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Receives progress of a sync (the CLI draws bars with it).
+pub trait Progress: Send + Sync {
+    /// A stream started.
+    fn started(&self, source: &str, stream: &str);
+    /// A batch landed: `rows` is the stream's running total.
+    fn committed(&self, source: &str, stream: &str, rows: u64, quarantined: u64);
+    /// A stream ended.
+    fn finished(&self, report: &StreamReport);
+}
+
+/// Per-row work done before a batch is written (sentiment scores, for instance).
+pub trait Enricher: Send + Sync {
+    /// Adjusts a row in place.
+    fn enrich(&self, row: &mut Row);
+}
+
+/// How to run a sync.
+#[derive(Clone, Default)]
+pub struct SyncOptions {
+    /// Ignore committed cursors and read everything again.
+    pub full_refresh: bool,
+    /// Batch caps.
+    pub batch: BatchConfig,
+    /// Only these streams (all when `None`).
+    pub streams: Option<Vec<String>>,
+    /// Progress callbacks.
+    pub progress: Option<Arc<dyn Progress>>,
+    /// Row enrichment (sentiment).
+    pub enricher: Option<Arc<dyn Enricher>>,
+}
+
+impl std::fmt::Debug for SyncOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncOptions")
+            .field("full_refresh", &self.full_refresh)
+            .field("batch", &self.batch)
+            .field("streams", &self.streams)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamReport {
+    /// Source name.
+    pub source: String,
+    /// Stream name.
+    pub stream: String,
+    /// Load id.
+    pub load_id: String,
+    /// Succeeded or failed.
+    pub status: LoadStatus,
+    /// Vendor rows received (child rows included, model rows not).
+    pub rows: u64,
+    /// Records quarantined.
+    pub quarantined: u64,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// The outcome of a source's sync.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncReport {
+    /// One entry per stream, in the source's stream order.
+    pub streams: Vec<StreamReport>,
+    /// A failure before any stream ran (destination unreachable, tables not creatable).
+    pub error: Option<String>,
+}
+
+impl SyncReport {
+    /// Whether every stream finished.
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+            && self
+                .streams
+                .iter()
+                .all(|s| s.status == LoadStatus::Succeeded)
+    }
+
+    /// The failed streams.
+    pub fn failures(&self) -> impl Iterator<Item = &StreamReport> {
+        self.streams
+            .iter()
+            .filter(|s| s.status != LoadStatus::Succeeded)
+    }
+}
+
+/// A fresh load id: UTC time plus random bits, sortable by start.
+pub fn new_load_id() -> String {
+    let r: u32 = rand::random();
+    format!("{}-{r:08x}", Utc::now().format("%Y%m%dT%H%M%S%.6fZ"))
+}
+
+/// Runs every stream of `source` once and commits into `dest`.
+///
+/// Streams run concurrently, except that a stream with `after` waits for that stream to
+/// succeed (and is reported failed if it did not). A failing stream keeps what it and the others
+/// committed.
+pub async fn sync_source(
+    source: Arc<dyn Source>,
+    dest: Arc<dyn Destination>,
+    opts: &SyncOptions,
+) -> SyncReport {
+    let name = source.name().to_owned();
+    let span = tracing::info_span!("sync", source = %name, vendor = source.vendor());
+    async {
+        if let Err(e) = prepare(&*source, &*dest).await {
+            tracing::error!(error = %e, "cannot prepare the destination");
+            return SyncReport {
+                streams: Vec::new(),
+                error: Some(e.to_string()),
+            };
+        }
+        let defs: Vec<StreamDef> = source
+            .streams()
+            .into_iter()
+            .filter(|d| {
+                opts.streams
+                    .as_ref()
+                    .is_none_or(|only| only.iter().any(|s| s == d.name))
+            })
+            .collect();
+        let mut done: HashMap<&'static str, StreamReport> = HashMap::new();
+        let mut pending: Vec<StreamDef> = defs.clone();
+        while !pending.is_empty() {
+            // Everything whose dependency is settled (or absent from this run) can start now.
+            let (ready, blocked): (Vec<StreamDef>, Vec<StreamDef>) =
+                pending.into_iter().partition(|d| {
+                    d.after
+                        .is_none_or(|a| done.contains_key(a) || !defs.iter().any(|x| x.name == a))
+                });
+            pending = blocked;
+            if ready.is_empty() {
+                // A cycle: report the rest as failed rather than hang.
+                for d in pending.drain(..) {
+                    done.insert(
+                        d.name,
+                        skipped(&name, d.name, "stream dependencies form a cycle"),
+                    );
+                }
+                break;
+            }
+            let runs = ready.into_iter().map(|d| {
+                let dep_failed = d
+                    .after
+                    .and_then(|a| done.get(a))
+                    .filter(|r| r.status != LoadStatus::Succeeded);
+                let source = source.clone();
+                let dest = dest.clone();
+                let opts = opts.clone();
+                let skip = dep_failed.map(|r| format!("not run: stream `{}` failed", r.stream));
+                async move {
+                    match skip {
+                        Some(reason) => skipped(source.name(), d.name, &reason),
+                        None => run_stream(source, dest, d.name, &opts).await,
+                    }
+                }
+            });
+            for r in futures::future::join_all(runs).await {
+                let key = defs
+                    .iter()
+                    .find(|d| d.name == r.stream)
+                    .map_or("", |d| d.name);
+                done.insert(key, r);
+            }
+        }
+        let streams = defs.iter().filter_map(|d| done.remove(d.name)).collect();
+        SyncReport {
+            streams,
+            error: None,
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn skipped(source: &str, stream: &str, reason: &str) -> StreamReport {
+    StreamReport {
+        source: source.to_owned(),
+        stream: stream.to_owned(),
+        load_id: String::new(),
+        status: LoadStatus::Failed,
+        rows: 0,
+        quarantined: 0,
+        error: Some(reason.to_owned()),
+    }
+}
+
+/// Creates bookkeeping tables, the source's tables and its views.
+///
+/// # Errors
+/// When the destination refuses.
+pub async fn prepare(source: &dyn Source, dest: &dyn Destination) -> Result<(), DestinationError> {
+    dest.init().await?;
+    dest.prepare(source.name(), &source.tables()).await?;
+    for (view, sql) in source.views() {
+        let sql = sql.replace("{schema}", source.name());
+        dest.execute(&format!(
+            "CREATE OR REPLACE VIEW {}.{view} AS {sql}",
+            source.name()
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Pending events of one stream, not yet committed.
+#[derive(Default)]
+struct Pending {
+    rows: Vec<Row>,
+    erasures: Vec<Erasure>,
+    quarantine: Vec<Quarantined>,
+    state: Option<serde_json::Value>,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+            && self.erasures.is_empty()
+            && self.quarantine.is_empty()
+            && self.state.is_none()
+    }
+
+    fn touch(&mut self) {
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
+        }
+    }
+
+    fn full(&self, cfg: &BatchConfig) -> bool {
+        self.rows.len() >= cfg.max_rows
+            || self.bytes >= cfg.max_bytes
+            || self.since.is_some_and(|t| t.elapsed() >= cfg.max_age)
+    }
+}
+
+struct StreamRun<'a> {
+    source: &'a str,
+    stream: &'a str,
+    load_id: String,
+    dest: &'a dyn Destination,
+    opts: &'a SyncOptions,
+    rows: u64,
+    quarantined: u64,
+}
+
+impl StreamRun<'_> {
+    async fn flush(&mut self, pending: &mut Pending) -> Result<(), DestinationError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let p = std::mem::take(pending);
+        let n_rows = p.rows.len();
+        let n_quarantine = p.quarantine.len();
+        let commit = Commit {
+            source: self.source.to_owned(),
+            stream: self.stream.to_owned(),
+            load_id: self.load_id.clone(),
+            synced_at: Utc::now(),
+            rows: p.rows,
+            erasures: p.erasures,
+            quarantine: p.quarantine,
+            state: p.state,
+        };
+        let stats = self.dest.commit(commit).await?;
+        tracing::debug!(
+            rows = n_rows,
+            written = stats.rows_written,
+            erased = stats.rows_erased,
+            quarantined = n_quarantine,
+            "batch committed"
+        );
+        if let Some(p) = &self.opts.progress {
+            p.committed(self.source, self.stream, self.rows, self.quarantined);
+        }
+        Ok(())
+    }
+
+    fn accept_group(&mut self, mut group: Vec<Row>, pending: &mut Pending) {
+        for row in &mut group {
+            if row.table.model {
+                row.put("source", Cell::Text(self.source.to_owned()));
+                if let Some(e) = &self.opts.enricher {
+                    e.enrich(row);
+                }
+            } else {
+                self.rows += 1;
+            }
+            pending.bytes += row.approx_bytes();
+        }
+        pending.rows.extend(group);
+    }
+}
+
+async fn run_stream(
+    source: Arc<dyn Source>,
+    dest: Arc<dyn Destination>,
+    stream: &'static str,
+    opts: &SyncOptions,
+) -> StreamReport {
+    let load_id = new_load_id();
+    let source_name = source.name().to_owned();
+    let span = tracing::info_span!("stream", stream, load_id = %load_id);
+    async {
+        let started_at = Utc::now();
+        let mut load = LoadRecord {
+            load_id: load_id.clone(),
+            source: source_name.clone(),
+            stream: stream.to_owned(),
+            started_at,
+            finished_at: None,
+            status: LoadStatus::Running,
+            rows: 0,
+            quarantined: 0,
+            error: None,
+        };
+        if let Some(p) = &opts.progress {
+            p.started(&source_name, stream);
+        }
+        let outcome = drive(&*source, &*dest, stream, &load_id, opts, &mut load).await;
+        load.finished_at = Some(Utc::now());
+        match &outcome {
+            Ok(()) => load.status = LoadStatus::Succeeded,
+            Err(e) => {
+                load.status = LoadStatus::Failed;
+                load.error = Some(e.clone());
+                tracing::error!(error = %e, "stream failed");
+            }
+        }
+        if let Err(e) = dest.record_load(&load).await {
+            tracing::warn!(error = %e, "could not record the load");
+        }
+        let report = StreamReport {
+            source: source_name.clone(),
+            stream: stream.to_owned(),
+            load_id: load_id.clone(),
+            status: load.status,
+            rows: load.rows,
+            quarantined: load.quarantined,
+            error: load.error.clone(),
+        };
+        tracing::info!(
+            status = load.status.as_str(),
+            rows = load.rows,
+            quarantined = load.quarantined,
+            "stream finished"
+        );
+        if let Some(p) = &opts.progress {
+            p.finished(&report);
+        }
+        report
+    }
+    .instrument(span)
+    .await
+}
+
+async fn drive(
+    source: &dyn Source,
+    dest: &dyn Destination,
+    stream: &'static str,
+    load_id: &str,
+    opts: &SyncOptions,
+    load: &mut LoadRecord,
+) -> Result<(), String> {
+    dest.record_load(load).await.map_err(|e| e.to_string())?;
+    let state = if opts.full_refresh {
+        None
+    } else {
+        dest.read_state(source.name(), stream)
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    let ctx = StreamContext {
+        state,
+        full_refresh: opts.full_refresh,
+        load_id: load_id.to_owned(),
+    };
+    let mut run = StreamRun {
+        source: source.name(),
+        stream,
+        load_id: load_id.to_owned(),
+        dest,
+        opts,
+        rows: 0,
+        quarantined: 0,
+    };
+    let events = source.run_stream(stream, ctx);
+    let outcome = consume(&mut run, events).await;
+    load.rows = run.rows;
+    load.quarantined = run.quarantined;
+    outcome
+}
+
+/// Batches a stream of events into commits until it ends or fails; what arrived before a
+/// failure is committed with the last cursor that covers it.
+async fn consume(
+    run: &mut StreamRun<'_>,
+    mut events: talkhouse_model::EventStream<'_>,
+) -> Result<(), String> {
+    let opts = run.opts;
+    let mut pending = Pending::default();
+    let mut failure = None;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Records(group)) => {
+                pending.touch();
+                run.accept_group(group, &mut pending);
+            }
+            Ok(Event::Quarantine(q)) => {
+                pending.touch();
+                tracing::warn!(location = %q.location, error = %q.error, "record quarantined");
+                run.quarantined += 1;
+                pending.quarantine.push(q);
+            }
+            Ok(Event::Erase(e)) => {
+                pending.touch();
+                pending.erasures.push(e);
+            }
+            Ok(Event::Checkpoint(state)) => {
+                pending.touch();
+                pending.state = Some(state);
+            }
+            Err(e) => {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+        if pending.full(&opts.batch)
+            && let Err(e) = run.flush(&mut pending).await
+        {
+            failure = Some(e.to_string());
+            pending = Pending::default();
+            break;
+        }
+    }
+    drop(events);
+    let flushed = run.flush(&mut pending).await;
+    match (failure, flushed) {
+        (Some(f), _) => Err(f),
+        (None, Err(e)) => Err(e.to_string()),
+        (None, Ok(())) => Ok(()),
+    }
+}
+
+/// Commits events that do not come from [`Source::run_stream`] (pushed events that
+/// `talkhouse serve` processes with [`Source::process_push`](talkhouse_model::Source)) exactly as
+/// a stream run would: model rows get `source` (and the enricher), batches are capped by
+/// `opts.batch`, a checkpoint's cursor is stored under `stream`, and what arrived before a failure
+/// stays committed. No `talkhouse.loads` row is written (one per pushed event would flood it);
+/// the caller gets the counts in the report, whose `load_id` is stamped on the rows.
+pub async fn commit_events(
+    source: &dyn Source,
+    dest: &dyn Destination,
+    stream: &str,
+    events: talkhouse_model::EventStream<'_>,
+    opts: &SyncOptions,
+) -> StreamReport {
+    let load_id = new_load_id();
+    let mut run = StreamRun {
+        source: source.name(),
+        stream,
+        load_id: load_id.clone(),
+        dest,
+        opts,
+        rows: 0,
+        quarantined: 0,
+    };
+    let outcome = consume(&mut run, events).await;
+    StreamReport {
+        source: source.name().to_owned(),
+        stream: stream.to_owned(),
+        load_id,
+        status: if outcome.is_ok() {
+            LoadStatus::Succeeded
+        } else {
+            LoadStatus::Failed
+        },
+        rows: run.rows,
+        quarantined: run.quarantined,
+        error: outcome.err(),
+    }
+}

@@ -1,0 +1,146 @@
+//! Engine guarantees, against the in-memory destination.
+
+use std::sync::Arc;
+
+use talkhouse_model::{Destination, LoadStatus};
+use talkhouse_sync::memory::MemoryDestination;
+use talkhouse_sync::testing::CounterSource;
+use talkhouse_sync::{BatchConfig, SyncOptions, sync_source};
+
+fn opts(rows: usize) -> SyncOptions {
+    SyncOptions {
+        batch: BatchConfig {
+            max_rows: rows,
+            ..BatchConfig::default()
+        },
+        ..SyncOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn failure_after_n_batches_then_rerun_is_exact() {
+    let clean = Arc::new(MemoryDestination::new());
+    let src = Arc::new(CounterSource::new("counter", 1_000, 50));
+    assert!(
+        sync_source(src.clone(), clean.clone(), &opts(120))
+            .await
+            .ok()
+    );
+
+    for n in [0, 1, 3, 7] {
+        let dest = Arc::new(MemoryDestination::new());
+        dest.fail_commits_after(n);
+        let report = sync_source(
+            src.clone(),
+            dest.clone() as Arc<dyn Destination>,
+            &opts(120),
+        )
+        .await;
+        assert!(!report.ok(), "the injected failure must fail the stream");
+        assert_eq!(report.streams[0].status, LoadStatus::Failed);
+        dest.heal();
+        assert!(
+            sync_source(src.clone(), dest.clone(), &opts(120))
+                .await
+                .ok()
+        );
+        assert_eq!(
+            dest.snapshot(),
+            clean.snapshot(),
+            "after failing at commit {n}"
+        );
+        assert_eq!(
+            dest.state("counter", "items"),
+            clean.state("counter", "items")
+        );
+    }
+    assert_eq!(clean.count("counter", "items"), 1_000);
+    assert_eq!(
+        clean.count("counter", "item_tags"),
+        (0..1_000).map(|i| i % 3).sum::<usize>()
+    );
+    assert_eq!(clean.count("talkhouse", "model_messages"), 1_000);
+}
+
+#[tokio::test]
+async fn second_run_with_nothing_new_changes_nothing_but_loads() {
+    let dest = Arc::new(MemoryDestination::new());
+    let src = Arc::new(CounterSource::new("counter", 300, 100));
+    assert!(
+        sync_source(src.clone(), dest.clone(), &opts(1000))
+            .await
+            .ok()
+    );
+    let before = (
+        dest.rows("counter", "items"),
+        dest.rows("counter", "item_tags"),
+        dest.rows("talkhouse", "model_messages"),
+    );
+    // Re-read everything: every record arrives again, unchanged.
+    let again = SyncOptions {
+        full_refresh: true,
+        ..opts(1000)
+    };
+    let report = sync_source(src.clone(), dest.clone(), &again).await;
+    assert!(report.ok());
+    assert_eq!(
+        report.streams[0].rows,
+        300 + (0..300).map(|i| i % 3).sum::<u64>()
+    );
+    let after = (
+        dest.rows("counter", "items"),
+        dest.rows("counter", "item_tags"),
+        dest.rows("talkhouse", "model_messages"),
+    );
+    assert_eq!(
+        before, after,
+        "unchanged records must not be rewritten (_synced_at, _load_id included)"
+    );
+    assert_eq!(dest.loads().len(), 2);
+
+    // A new version of every record does rewrite them.
+    let v2 = Arc::new(CounterSource {
+        version: 2,
+        ..CounterSource::new("counter", 300, 100)
+    });
+    assert!(sync_source(v2, dest.clone(), &again).await.ok());
+    let rewritten = dest.rows("counter", "items");
+    assert!(rewritten.iter().all(|r| r.load_id != before.0[0].load_id));
+}
+
+#[tokio::test]
+async fn malformed_records_are_quarantined_and_the_rest_loads() {
+    let dest = Arc::new(MemoryDestination::new());
+    let src = Arc::new(CounterSource {
+        bad_every: 10,
+        ..CounterSource::new("counter", 200, 30)
+    });
+    let report = sync_source(src, dest.clone(), &opts(1000)).await;
+    assert!(report.ok());
+    assert_eq!(report.streams[0].quarantined, 20);
+    assert_eq!(dest.count("counter", "items"), 180);
+    let q = dest.quarantine();
+    assert_eq!(q.len(), 20);
+    assert!(
+        q.iter().all(|(s, st, r)| s == "counter"
+            && st == "items"
+            && r.location.starts_with("counter:"))
+    );
+    let loads = dest.loads();
+    assert_eq!(loads[0].quarantined, 20);
+    assert_eq!(loads[0].status, LoadStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn model_rows_get_the_source_name() {
+    let dest = Arc::new(MemoryDestination::new());
+    let src = Arc::new(CounterSource::new("counter_eu", 10, 10));
+    assert!(sync_source(src, dest.clone(), &opts(1000)).await.ok());
+    let rows = dest.rows("talkhouse", "model_messages");
+    assert_eq!(rows.len(), 10);
+    assert!(
+        rows.iter()
+            .all(|r| r.cells.get("source")
+                == Some(&talkhouse_model::Cell::Text("counter_eu".into())))
+    );
+}
