@@ -161,7 +161,9 @@ impl TableColumns {
     pub fn is_time(&self, name: &str) -> bool {
         self.columns.iter().any(|(c, t)| {
             let t = t.to_ascii_lowercase();
-            c == name && (t.starts_with("timestamp") || t == "date")
+            // DuckDB `TIMESTAMP`/`DATE`, PostgreSQL `timestamp with time zone`/`date`,
+            // DataFusion (Delta Lake) `Timestamp(µs, "UTC")`/`Date32`.
+            c == name && (t.starts_with("timestamp") || t.starts_with("date"))
         })
     }
 

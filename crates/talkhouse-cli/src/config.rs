@@ -290,6 +290,14 @@ impl Config {
                 Some("url = \"postgres://user@127.0.0.1:5432/warehouse\""),
             ));
         }
+        if raw.destination.kind == "delta" && raw.destination.root.is_none() {
+            return Err(err(
+                find_key_line(&text, "destination", None),
+                Some("destination.root".into()),
+                "a delta destination needs `root`".into(),
+                Some("root = \"warehouse-delta\" (a folder), or \"s3://bucket/prefix\""),
+            ));
+        }
         let mut sources = Vec::new();
         for (name, mut table) in raw.sources {
             let vendor = match table.remove("vendor") {
@@ -427,8 +435,16 @@ pub async fn open_destination(d: &DestinationConfig) -> anyhow::Result<Arc<dyn D
             let dest = talkhouse_destinations::postgres::connect(url).await?;
             Ok(Arc::new(dest))
         }
+        #[cfg(feature = "delta")]
+        "delta" => {
+            let root = d.root.as_deref().unwrap_or("warehouse-delta");
+            Ok(Arc::new(
+                talkhouse_destinations::delta::DeltaDestination::open(root)?,
+            ))
+        }
+        #[cfg(not(feature = "delta"))]
         "delta" => anyhow::bail!(
-            "the Delta Lake destination (root {}) is not available in this build\nhint: use kind = \"duckdb\" or \"postgres\"",
+            "this build has no Delta Lake support (root {})\nhint: rebuild with `--features delta` (cargo build -p talkhouse-cli --features delta), or use kind = \"duckdb\" or \"postgres\"",
             d.root.as_deref().unwrap_or("unset")
         ),
         #[cfg(feature = "duckdb")]

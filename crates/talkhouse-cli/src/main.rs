@@ -5,7 +5,6 @@
 //! `-emulator`).
 
 mod commands;
-mod config;
 mod logging;
 mod progress;
 
@@ -13,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+pub(crate) use talkhouse_cli::config;
 
 /// Puts your customer conversations (Gladly, Giosg, Ada, Ultimate) into your own warehouse.
 ///
@@ -51,6 +51,8 @@ enum Command {
     Status(commands::status::Args),
     /// Run the vendor API emulators alone, for your own pipelines and tests.
     Emulate(commands::emulate::Args),
+    /// Compact and vacuum the warehouse's tables (Delta Lake).
+    Maintain(commands::maintain::Args),
     /// Delete one person's data everywhere (GDPR/CCPA erasure).
     Purge(commands::purge::Args),
     /// Giosg tools.
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
             Command::Report(a) => commands::report::run(a).await,
             Command::Status(a) => commands::status::run(a).await,
             Command::Emulate(a) => commands::emulate::run(a).await,
+            Command::Maintain(a) => commands::maintain::run(a).await,
             Command::Purge(a) => commands::purge::run(a).await,
             Command::Giosg(c) => commands::giosg::run(c).await,
         }

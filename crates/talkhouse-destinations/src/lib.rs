@@ -12,11 +12,14 @@
 //! |---|---|---|
 //! | `duckdb/` | `duckdb` (default) | embedded DuckDB file, Appender bulk loads |
 //! | `postgres/` | `postgres` | PostgreSQL, binary COPY + merge |
+//! | `delta/` | `delta` | Delta Lake tables in a folder or object store, DataFusion merges |
 
+#[cfg(feature = "delta")]
+pub mod delta;
 #[cfg(feature = "duckdb")]
 pub mod duckdb;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod sql;
 
-pub use sql::{bookkeeping_columns, quote_ident};
+pub use sql::{bookkeeping_columns, quote_ident, quote_literal};

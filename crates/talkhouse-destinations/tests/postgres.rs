@@ -7,20 +7,22 @@
 //! what it wrote at the end.
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+mod support;
 
-use chrono::{TimeZone, Utc};
+use support::*;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
 use serde_json::{Value, json};
 use talkhouse_destinations::postgres::{PostgresDestination, connect};
 use talkhouse_model::{
-    Cell, Column, ColumnType, Commit, CommitStats, Destination, DestinationError, EraseMode,
-    Erasure, LoadRecord, LoadStatus, Quarantined, QueryRows, Row, TableRef, TableSpec, model,
+    Cell, Column, ColumnType, Destination, EraseMode, Erasure, LoadStatus, Quarantined, Row,
+    TableRef, TableSpec, model,
 };
 use talkhouse_sync::memory::MemoryDestination;
 use talkhouse_sync::testing::CounterSource;
-use talkhouse_sync::{BatchConfig, SyncOptions, sync_source};
+use talkhouse_sync::{SyncOptions, sync_source};
 
 fn url() -> Option<String> {
     match std::env::var("TALKHOUSE_TEST_POSTGRES_URL") {
@@ -34,20 +36,6 @@ fn url() -> Option<String> {
             None
         }
     }
-}
-
-/// A source name no other test (or earlier run) uses.
-fn fresh(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}_{}_{nanos:x}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
 }
 
 /// Connects and creates the bookkeeping tables, or `None` to skip.
@@ -77,224 +65,6 @@ async fn cleanup(d: &PostgresDestination, name: &str) {
     .unwrap();
 }
 
-fn opts(rows: usize) -> SyncOptions {
-    SyncOptions {
-        batch: BatchConfig {
-            max_rows: rows,
-            ..BatchConfig::default()
-        },
-        ..SyncOptions::default()
-    }
-}
-
-/// JSON with object keys sorted, so equal documents print equally.
-fn canon(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let sorted: BTreeMap<&String, Value> = m.iter().map(|(k, v)| (k, canon(v))).collect();
-            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
-        }
-        Value::Array(a) => Value::Array(a.iter().map(canon).collect()),
-        other => other.clone(),
-    }
-}
-
-/// A row as comparable text: non-null columns, `_raw` as JSON, whether it is marked deleted.
-fn row_text(cols: BTreeMap<String, Value>, raw: Value, deleted: bool) -> String {
-    let mut obj: BTreeMap<String, Value> = cols.into_iter().filter(|(_, v)| !v.is_null()).collect();
-    obj.insert("_raw".into(), raw);
-    obj.insert("_deleted".into(), Value::Bool(deleted));
-    canon(&serde_json::to_value(obj).unwrap()).to_string()
-}
-
-/// A cell as `query` answers it (timestamps in RFC 3339 with only the digits needed).
-fn cell_json(c: &Cell) -> Value {
-    match c {
-        Cell::Timestamp(t) => json!(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-        other => other.to_json(),
-    }
-}
-
-/// Rows of a table in the in-memory destination.
-fn memory_rows(
-    mem: &MemoryDestination,
-    schema: &str,
-    table: &TableRef,
-    source: &str,
-) -> Vec<String> {
-    let mut out: Vec<String> = mem
-        .rows(schema, table.name)
-        .into_iter()
-        .filter(|r| !table.model || r.cells.get("source").and_then(Cell::as_str) == Some(source))
-        .map(|r| {
-            let cols: BTreeMap<String, Value> = r
-                .cells
-                .iter()
-                .map(|(k, v)| (k.clone(), cell_json(v)))
-                .collect();
-            let raw = match &r.raw {
-                Some(text) => serde_json::from_str(text).unwrap(),
-                // Model rows keep their cells as `_raw`; redacted vendor rows have none.
-                None if table.model => serde_json::to_value(&cols).unwrap(),
-                None => Value::Null,
-            };
-            row_text(cols, raw, r.deleted_at.is_some())
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// Rows of a table in PostgreSQL, in the same form.
-async fn pg_rows(
-    d: &PostgresDestination,
-    schema: &str,
-    table: &TableRef,
-    source: &str,
-) -> Vec<String> {
-    let filter = if table.model {
-        format!(" WHERE source = '{source}'")
-    } else {
-        String::new()
-    };
-    let rows = d
-        .query(&format!(
-            "SELECT * FROM \"{schema}\".\"{}\"{filter}",
-            table.name
-        ))
-        .await
-        .unwrap();
-    let mut out: Vec<String> = rows
-        .into_iter()
-        .map(|mut r| {
-            let raw = r.remove("_raw").unwrap_or(Value::Null);
-            let deleted = !r.remove("_deleted_at").unwrap_or(Value::Null).is_null();
-            r.remove("_synced_at");
-            r.remove("_load_id");
-            row_text(r.into_iter().collect(), raw, deleted)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// Asserts that every table of `tables` holds the same rows in both destinations.
-async fn assert_same(
-    pg: &PostgresDestination,
-    mem: &MemoryDestination,
-    source: &str,
-    tables: &[TableRef],
-) {
-    for t in tables {
-        let schema = t.schema(source);
-        let want = memory_rows(mem, schema, t, source);
-        let got = pg_rows(pg, schema, t, source).await;
-        assert_eq!(got.len(), want.len(), "row count of {schema}.{}", t.name);
-        assert_eq!(got, want, "rows of {schema}.{}", t.name);
-    }
-}
-
-/// Bookkeeping of every row: key → (`_synced_at`, `_load_id`).
-async fn bookkeeping(d: &PostgresDestination, sql: &str) -> Vec<(String, String, String)> {
-    d.query(sql)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            (
-                r["k"].to_string(),
-                r["_synced_at"].to_string(),
-                r["_load_id"].to_string(),
-            )
-        })
-        .collect()
-}
-
-fn counter_tables() -> Vec<TableRef> {
-    vec![
-        talkhouse_sync::testing::ITEMS,
-        talkhouse_sync::testing::ITEM_TAGS,
-        model::MESSAGES,
-        model::CONVERSATIONS,
-    ]
-}
-
-async fn pg_state(d: &PostgresDestination, source: &str) -> Option<Value> {
-    d.read_state(source, "items").await.unwrap()
-}
-
-/// Quarantine as sorted `(stream, location, error, payload)`.
-async fn pg_quarantine(
-    d: &PostgresDestination,
-    source: &str,
-) -> Vec<(String, String, String, String)> {
-    let rows = d
-        .query(&format!("SELECT stream, location, error, payload FROM talkhouse.quarantine WHERE source = '{source}'"))
-        .await
-        .unwrap();
-    let mut out: Vec<_> = rows
-        .iter()
-        .map(|r| {
-            let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
-            (s("stream"), s("location"), s("error"), s("payload"))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn mem_quarantine(mem: &MemoryDestination, source: &str) -> Vec<(String, String, String, String)> {
-    let mut out: Vec<_> = mem
-        .quarantine()
-        .into_iter()
-        .filter(|(s, _, _)| s == source)
-        .map(|(_, stream, q)| (stream, q.location, q.error, q.payload))
-        .collect();
-    out.sort();
-    out
-}
-
-/// Refuses the commit after `n` successful ones (a crash between batches).
-struct Failing {
-    inner: Arc<PostgresDestination>,
-    left: AtomicI64,
-}
-
-#[async_trait::async_trait]
-impl Destination for Failing {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    async fn init(&self) -> Result<(), DestinationError> {
-        self.inner.init().await
-    }
-    async fn prepare(&self, source: &str, tables: &[TableSpec]) -> Result<(), DestinationError> {
-        self.inner.prepare(source, tables).await
-    }
-    async fn read_state(
-        &self,
-        source: &str,
-        stream: &str,
-    ) -> Result<Option<Value>, DestinationError> {
-        self.inner.read_state(source, stream).await
-    }
-    async fn commit(&self, commit: Commit) -> Result<CommitStats, DestinationError> {
-        if self.left.fetch_sub(1, Ordering::SeqCst) <= 0 {
-            return Err(DestinationError::Injected("commit refused".into()));
-        }
-        self.inner.commit(commit).await
-    }
-    async fn record_load(&self, load: &LoadRecord) -> Result<(), DestinationError> {
-        self.inner.record_load(load).await
-    }
-    async fn query(&self, sql: &str) -> Result<QueryRows, DestinationError> {
-        self.inner.query(sql).await
-    }
-    async fn execute(&self, sql: &str) -> Result<(), DestinationError> {
-        self.inner.execute(sql).await
-    }
-}
-
 #[tokio::test]
 async fn sync_matches_the_memory_destination() {
     let Some(pg) = dest().await else { return };
@@ -307,10 +77,10 @@ async fn sync_matches_the_memory_destination() {
     assert!(sync_source(src.clone(), mem.clone(), &opts(90)).await.ok());
     let report = sync_source(src.clone(), pg.clone(), &opts(90)).await;
     assert!(report.ok(), "{report:?}");
-    assert_same(&pg, &mem, &name, &counter_tables()).await;
-    assert_eq!(pg_state(&pg, &name).await, mem.state(&name, "items"));
+    assert_same(&*pg, &mem, &name, &counter_tables()).await;
+    assert_eq!(dest_state(&*pg, &name).await, mem.state(&name, "items"));
     // Quarantine lands, as in memory.
-    let q = pg_quarantine(&pg, &name).await;
+    let q = dest_quarantine(&*pg, &name).await;
     assert_eq!(q, mem_quarantine(&mem, &name));
     assert_eq!(q.len(), mem.quarantine().len());
     assert!(!q.is_empty());
@@ -364,9 +134,9 @@ async fn failure_after_n_commits_then_rerun_is_exact() {
         );
 
         assert!(sync_source(src.clone(), pg.clone(), &opts(60)).await.ok());
-        assert_same(&pg, &clean, &name, &counter_tables()).await;
+        assert_same(&*pg, &clean, &name, &counter_tables()).await;
         assert_eq!(
-            pg_state(&pg, &name).await,
+            dest_state(&*pg, &name).await,
             clean.state(&name, "items"),
             "after failing at commit {n}"
         );
@@ -386,7 +156,7 @@ async fn failure_after_n_commits_then_rerun_is_exact() {
                 .ok()
         );
         assert_eq!(
-            pg_quarantine(&pg, &name).await,
+            dest_quarantine(&*pg, &name).await,
             mem_quarantine(&crashed, &name)
         );
         cleanup(&pg, &name).await;
@@ -407,9 +177,9 @@ async fn second_run_with_nothing_new_changes_no_row() {
         "SELECT message_id AS k, _synced_at, _load_id FROM talkhouse.model_messages WHERE source = '{name}' ORDER BY 1"
     );
     let before = (
-        bookkeeping(&pg, &items).await,
-        bookkeeping(&pg, &tags).await,
-        bookkeeping(&pg, &msgs).await,
+        bookkeeping(&*pg, &items).await,
+        bookkeeping(&*pg, &tags).await,
+        bookkeeping(&*pg, &msgs).await,
     );
     assert_eq!(before.0.len(), 300);
 
@@ -425,9 +195,9 @@ async fn second_run_with_nothing_new_changes_no_row() {
         "every record arrived again"
     );
     let after = (
-        bookkeeping(&pg, &items).await,
-        bookkeeping(&pg, &tags).await,
-        bookkeeping(&pg, &msgs).await,
+        bookkeeping(&*pg, &items).await,
+        bookkeeping(&*pg, &tags).await,
+        bookkeeping(&*pg, &msgs).await,
     );
     assert_eq!(
         before, after,
@@ -447,7 +217,7 @@ async fn second_run_with_nothing_new_changes_no_row() {
         ..CounterSource::new(&name, 300, 100)
     });
     assert!(sync_source(v2, pg.clone(), &again).await.ok());
-    let rewritten = bookkeeping(&pg, &items).await;
+    let rewritten = bookkeeping(&*pg, &items).await;
     assert!(
         rewritten
             .iter()
@@ -457,116 +227,12 @@ async fn second_run_with_nothing_new_changes_no_row() {
     cleanup(&pg, &name).await;
 }
 
-fn people() -> TableSpec {
-    TableSpec::new(
-        TableRef::source("people"),
-        vec![
-            Column::new("id", ColumnType::Text),
-            Column::new("customer_id", ColumnType::Text),
-            Column::personal("email", ColumnType::Text),
-            Column::new("seen_at", ColumnType::Timestamp),
-            Column::new("born", ColumnType::Date),
-            Column::new("extra", ColumnType::Json),
-        ],
-        &["id"],
-    )
-}
-
-fn notes() -> TableSpec {
-    TableSpec::new(
-        TableRef::source("notes"),
-        vec![
-            Column::new("person_id", ColumnType::Text),
-            Column::new("position", ColumnType::Integer),
-            Column::personal("body", ColumnType::Text),
-        ],
-        &["person_id", "position"],
-    )
-    .child_of(&["person_id"])
-}
-
-fn person(id: &str, customer: &str, email: &str) -> Row {
-    Row::new(TableRef::source("people"))
-        .set("id", id)
-        .set("customer_id", customer)
-        .set("email", email)
-        .set(
-            "seen_at",
-            Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap(),
-        )
-        .set("born", chrono::NaiveDate::from_ymd_opt(1990, 1, 2).unwrap())
-        .set("extra", json!({"tier": "gold", "n": [1, 2]}))
-        .with_raw(json!({"id": id, "customer": customer, "email": email}).to_string())
-}
-
-fn note(person: &str, pos: i64, body: &str) -> Row {
-    Row::new(TableRef::source("notes"))
-        .set("person_id", person)
-        .set("position", pos)
-        .set("body", body)
-        .with_raw(json!({"body": body}).to_string())
-}
-
-fn message(source: &str, id: &str, customer: &str) -> Row {
-    Row::new(model::MESSAGES)
-        .set("source", source)
-        .set("message_id", id)
-        .set("conversation_id", customer)
-        .set("sender_id", customer)
-        .set("sender_role", "customer")
-        .set("body", format!("hello from {customer}"))
-}
-
-fn commit(source: &str, n: u32, rows: Vec<Row>, erasures: Vec<Erasure>) -> Commit {
-    Commit {
-        source: source.to_owned(),
-        stream: "people".into(),
-        load_id: format!("load-{n}"),
-        synced_at: Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, n).unwrap(),
-        rows,
-        erasures,
-        quarantine: Vec::new(),
-        state: Some(json!({ "n": n })),
-    }
-}
-
-/// Applies the same commits to both destinations, comparing stats and rows after each.
-async fn replay(
-    pg: &PostgresDestination,
-    mem: &MemoryDestination,
-    source: &str,
-    commits: Vec<Commit>,
-) {
-    let tables = [
-        TableRef::source("people"),
-        TableRef::source("notes"),
-        model::MESSAGES,
-    ];
-    for (i, c) in commits.into_iter().enumerate() {
-        let want = mem.commit(c.clone()).await.unwrap();
-        let got = pg.commit(c).await.unwrap();
-        assert_eq!(got, want, "stats of commit {i}");
-        assert_same(pg, mem, source, &tables).await;
-        assert_eq!(
-            pg.read_state(source, "people").await.unwrap(),
-            mem.state(source, "people")
-        );
-    }
-}
-
-async fn setup_people(pg: &PostgresDestination, mem: &MemoryDestination, source: &str) {
-    let specs = vec![people(), notes(), model::tables().remove(1)];
-    assert_eq!(specs[2].table, model::MESSAGES);
-    pg.prepare(source, &specs).await.unwrap();
-    mem.prepare(source, &specs).await.unwrap();
-}
-
 #[tokio::test]
 async fn merges_children_and_erasures_like_memory() {
     let Some(pg) = dest().await else { return };
     let name = fresh("thpg_erase");
     let mem = MemoryDestination::new();
-    setup_people(&pg, &mem, &name).await;
+    setup_people(&*pg, &mem, &name).await;
     let erase = |column: &'static str, value: &str, mode: EraseMode, table: TableRef| Erasure {
         table,
         column,
@@ -576,7 +242,7 @@ async fn merges_children_and_erasures_like_memory() {
     let people_t = TableRef::source("people");
     let notes_t = TableRef::source("notes");
     replay(
-        &pg,
+        &*pg,
         &mem,
         &name,
         vec![
@@ -699,7 +365,7 @@ async fn rows_postgres_cannot_store_are_quarantined() {
     let Some(pg) = dest().await else { return };
     let name = fresh("thpg_bad");
     let mem = MemoryDestination::new();
-    setup_people(&pg, &mem, &name).await;
+    setup_people(&*pg, &mem, &name).await;
     let mut c = commit(
         &name,
         1,
@@ -724,7 +390,7 @@ async fn rows_postgres_cannot_store_are_quarantined() {
     });
     let stats = pg.commit(c).await.unwrap();
     assert_eq!(stats.rows_written, 2);
-    let q = pg_quarantine(&pg, &name).await;
+    let q = dest_quarantine(&*pg, &name).await;
     let locations: Vec<&str> = q.iter().map(|r| r.1.as_str()).collect();
     assert_eq!(
         locations,
@@ -810,7 +476,7 @@ async fn a_later_spec_adds_columns() {
         pg.commit(c2.clone()).await.unwrap(),
         mem.commit(c2).await.unwrap()
     );
-    assert_same(&pg, &mem, &name, &[TableRef::source("people")]).await;
+    assert_same(&*pg, &mem, &name, &[TableRef::source("people")]).await;
     // Preparing the same spec again changes nothing.
     pg.prepare(&name, &[people()]).await.unwrap();
     cleanup(&pg, &name).await;

@@ -79,6 +79,38 @@ pub struct LoadRecord {
     pub error: Option<String>,
 }
 
+/// Options of `talkhouse maintain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaintainOptions {
+    /// Files no longer referenced by a table are deleted once they are older than this.
+    pub retention: std::time::Duration,
+    /// Report what would be done, change nothing.
+    pub dry_run: bool,
+}
+
+impl Default for MaintainOptions {
+    fn default() -> Self {
+        Self {
+            // Delta Lake's own default (`delta.deletedFileRetentionDuration`).
+            retention: std::time::Duration::from_secs(7 * 24 * 3600),
+            dry_run: false,
+        }
+    }
+}
+
+/// What `talkhouse maintain` did to one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Maintenance {
+    /// `schema.table`.
+    pub table: String,
+    /// Small files rewritten by compaction.
+    pub files_compacted: u64,
+    /// Files compaction wrote.
+    pub files_written: u64,
+    /// Unreferenced files deleted (or, in a dry run, that would be).
+    pub files_vacuumed: u64,
+}
+
 /// Rows of a query answer, as JSON objects with the columns in select order.
 pub type QueryRows = Vec<serde_json::Map<String, serde_json::Value>>;
 
@@ -105,6 +137,14 @@ pub trait Destination: Send + Sync {
     async fn query(&self, sql: &str) -> Result<QueryRows, DestinationError>;
     /// Runs DDL (views) in portable SQL.
     async fn execute(&self, sql: &str) -> Result<(), DestinationError>;
+    /// Compaction and vacuum, where the destination needs them (Delta Lake); the others have
+    /// nothing to do and answer an empty list.
+    async fn maintain(
+        &self,
+        _opts: &MaintainOptions,
+    ) -> Result<Vec<Maintenance>, DestinationError> {
+        Ok(Vec::new())
+    }
     /// Whether the destination answers (for `/readyz`).
     async fn ping(&self) -> Result<(), DestinationError> {
         self.query("SELECT 1 AS ok").await.map(|_| ())

@@ -27,7 +27,10 @@ mod table;
 pub mod time;
 
 pub use cell::Cell;
-pub use destination::{Commit, CommitStats, Destination, LoadRecord, LoadStatus, QueryRows};
+pub use destination::{
+    Commit, CommitStats, Destination, LoadRecord, LoadStatus, MaintainOptions, Maintenance,
+    QueryRows,
+};
 pub use error::{DestinationError, SourceError};
 pub use event::{EraseMode, Erasure, Event, Quarantined, Row};
 pub use secret::Secret;

@@ -62,6 +62,7 @@ pub fn tables() -> Vec<TableSpec> {
                 Column::new("sentiment", T::Float),
             ],
             &["source", "message_id"],
-        ),
+        )
+        .partitioned_by_day("sent_at"),
     ]
 }

@@ -58,6 +58,12 @@ pub trait Source: Send + Sync {
     fn customer_columns(&self) -> Vec<(crate::TableRef, &'static str)> {
         Vec::new()
     }
+    /// Tables and columns that identify one conversation (the conversation id as the
+    /// cross-vendor model stores it), for `talkhouse purge`: a customer's conversations go
+    /// whole, the agents' and bots' replies in them included.
+    fn conversation_columns(&self) -> Vec<(crate::TableRef, &'static str)> {
+        Vec::new()
+    }
     /// Views over the vendor tables (the vendor's own metrics), as `(name, SELECT …)` in SQL
     /// that DuckDB and PostgreSQL both accept. `{schema}` in the SQL stands for the source's
     /// schema. Created in the source's schema after its tables.

@@ -98,6 +98,9 @@ pub struct TableSpec {
     /// parent, they replace every earlier row of that parent, so a list that shrank leaves no
     /// stale positions behind.
     pub parent_key: Option<Vec<&'static str>>,
+    /// A timestamp (or date) column whose UTC day partitions the table where the destination
+    /// partitions (Delta Lake: a `_day` partition column). `None` for small tables.
+    pub day_column: Option<&'static str>,
 }
 
 impl TableSpec {
@@ -108,6 +111,7 @@ impl TableSpec {
             columns,
             primary_key: primary_key.to_vec(),
             parent_key: None,
+            day_column: None,
         }
     }
 
@@ -115,6 +119,13 @@ impl TableSpec {
     #[must_use]
     pub fn child_of(mut self, parent_key: &[&'static str]) -> Self {
         self.parent_key = Some(parent_key.to_vec());
+        self
+    }
+
+    /// Partitions the table by the UTC day of `column` where the destination partitions.
+    #[must_use]
+    pub fn partitioned_by_day(mut self, column: &'static str) -> Self {
+        self.day_column = Some(column);
         self
     }
 

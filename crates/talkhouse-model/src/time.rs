@@ -63,6 +63,22 @@ pub fn parse_timestamp_value(v: &serde_json::Value) -> Option<DateTime<Utc>> {
     }
 }
 
+/// Parses a span: `50ms`, `90s`, `30m` (or `30min`), `2h`, `7d`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Option<chrono::Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num.parse().ok()?;
+    match unit.trim() {
+        "" | "s" => Some(chrono::Duration::seconds(n)),
+        "ms" => Some(chrono::Duration::milliseconds(n)),
+        "m" | "min" => Some(chrono::Duration::minutes(n)),
+        "h" => Some(chrono::Duration::hours(n)),
+        "d" => Some(chrono::Duration::days(n)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

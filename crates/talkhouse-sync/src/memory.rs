@@ -258,7 +258,12 @@ fn apply(inner: &mut Inner, c: Commit) -> CommitStats {
         let hits: Vec<Vec<String>> = table
             .rows
             .iter()
-            .filter(|(_, r)| r.cells.get(e.column) == Some(&e.value))
+            // Model tables hold every source's rows: erase only this source's.
+            .filter(|(_, r)| {
+                r.cells.get(e.column) == Some(&e.value)
+                    && (!e.table.model
+                        || r.cells.get("source").and_then(Cell::as_str) == Some(&c.source))
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for k in hits {

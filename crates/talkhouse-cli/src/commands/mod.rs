@@ -4,6 +4,7 @@ pub mod demo;
 pub mod emulate;
 pub mod giosg;
 pub mod load;
+pub mod maintain;
 pub mod purge;
 pub mod report;
 pub mod serve;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use duckdb::types::Value;
 use duckdb::{Connection, appender_params_from_iter, params};
 use talkhouse_model::{
-    Cell, ColumnType, Commit, CommitStats, Destination, DestinationError, EraseMode, LoadRecord,
+    ColumnType, Commit, CommitStats, Destination, DestinationError, EraseMode, Erasure, LoadRecord,
     MODEL_SCHEMA, QueryRows, Row, TableRef, TableSpec,
 };
 
@@ -264,13 +264,12 @@ fn merge_table(
 
 fn erase(
     conn: &Connection,
+    c: &Commit,
     schema: &str,
     spec: &TableSpec,
-    column: &str,
-    value: &Cell,
-    mode: EraseMode,
-    at: chrono::DateTime<chrono::Utc>,
+    e: &Erasure,
 ) -> Result<u64> {
+    let (column, value, at) = (e.column, &e.value, c.synced_at);
     let target = format!("{}.{}", q(schema), q(spec.table.name));
     let ctx = format!("erasing from {schema}.{}", spec.table.name);
     let ty = spec.column(column).map_or(ColumnType::Text, |c| c.ty);
@@ -278,16 +277,22 @@ fn erase(
     let mode = if spec.table.model {
         EraseMode::Delete
     } else {
-        mode
+        e.mode
+    };
+    // Model tables hold every source's rows: erase only this source's.
+    let scope = if spec.table.model && spec.column("source").is_some() {
+        format!(" AND source = {}", crate::quote_literal(&c.source))
+    } else {
+        String::new()
     };
     let n = match mode {
         EraseMode::Delete => conn.execute(
-            &format!("DELETE FROM {target} WHERE {} = ?", q(column)),
+            &format!("DELETE FROM {target} WHERE {} = ?{scope}", q(column)),
             params![v],
         ),
         EraseMode::Keep => conn.execute(
             &format!(
-                "UPDATE {target} SET _deleted_at = coalesce(_deleted_at, ?) WHERE {} = ?",
+                "UPDATE {target} SET _deleted_at = coalesce(_deleted_at, ?) WHERE {} = ?{scope}",
                 q(column)
             ),
             params![naive_micros(at), v],
@@ -305,7 +310,7 @@ fn erase(
             );
             conn.execute(
                 &format!(
-                    "UPDATE {target} SET {} WHERE {} = ?",
+                    "UPDATE {target} SET {} WHERE {} = ?{scope}",
                     sets.join(", "),
                     q(column)
                 ),
@@ -354,7 +359,7 @@ fn apply_commit(
     }
     for e in &c.erasures {
         let (schema, spec) = spec_of(&e.table)?;
-        stats.rows_erased += erase(conn, &schema, spec, e.column, &e.value, e.mode, c.synced_at)?;
+        stats.rows_erased += erase(conn, c, &schema, spec, e)?;
     }
     if !c.quarantine.is_empty() {
         let mut stmt = conn

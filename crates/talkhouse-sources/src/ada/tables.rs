@@ -54,7 +54,8 @@ pub fn tables() -> Vec<TableSpec> {
                 Column::new("used_coaching", T::Json),
             ],
             &["id"],
-        ),
+        )
+        .partitioned_by_day("date_created"),
         TableSpec::new(
             MESSAGES,
             vec![
@@ -79,6 +80,7 @@ pub fn tables() -> Vec<TableSpec> {
                 Column::new("review", T::Integer),
             ],
             &["id"],
-        ),
+        )
+        .partitioned_by_day("date_created"),
     ]
 }

@@ -96,7 +96,8 @@ pub fn tables() -> Vec<TableSpec> {
             ],
             &["id"],
         )
-        .child_of(&["chat_id"]),
+        .child_of(&["chat_id"])
+        .partitioned_by_day("created_at"),
         TableSpec::new(
             MEMBERSHIPS,
             vec![

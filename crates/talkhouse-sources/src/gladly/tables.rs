@@ -69,7 +69,8 @@ pub fn all() -> Vec<TableSpec> {
                 Column::new("job_updated_at", T::Timestamp),
             ],
             &["id"],
-        ),
+        )
+        .partitioned_by_day("timestamp"),
         TableSpec::new(
             CUSTOMERS,
             vec![

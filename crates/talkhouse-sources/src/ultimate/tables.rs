@@ -89,7 +89,8 @@ pub fn tables() -> Vec<TableSpec> {
         Column::new("extra", T::Json),
     ]);
     vec![
-        TableSpec::new(CONVERSATIONS, conv, &["conversation_id"]),
+        TableSpec::new(CONVERSATIONS, conv, &["conversation_id"])
+            .partitioned_by_day("conversation_end_time"),
         TableSpec::new(
             INTENT_REPLIES,
             vec![
