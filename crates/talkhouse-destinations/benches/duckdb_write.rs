@@ -1,6 +1,6 @@
 //! Batch writes into DuckDB: rows/s for 1M rows of an 8-column table.
 //!
-//! `cargo bench -p talkhouse-destinations --bench duckdb_write` prints one figure per batch size.
+//! `cargo bench --workspace --all-features --profile dev --bench duckdb_write` prints one figure per batch size.
 
 #![allow(clippy::print_stdout, missing_docs)]
 

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! TALKHOUSE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
-//!   cargo bench -p talkhouse-destinations --no-default-features --features postgres --bench postgres_write
+//!   cargo bench --workspace --all-features --profile dev --bench postgres_write
 //! ```
 //! `TALKHOUSE_BENCH_ROWS` sets the row count (default 1 000 000). Three passes: a first load
 //! (every row new), the same rows again (nothing changes: the unchanged-row path), and a new

@@ -4,7 +4,7 @@
 //!
 //! * a schema per source, tables from the source's [`TableSpec`](talkhouse_model::TableSpec)s
 //!   plus `_raw`, `_synced_at`, `_load_id`, `_deleted_at`; missing columns are added later;
-//! * rows merge by primary key; an unchanged row (same `_raw`) is not rewritten; rows of a
+//! * rows merge by primary key; an unchanged row (same columns and `_raw`) is not rewritten; rows of a
 //!   child table's parent in a batch replace that parent's earlier rows;
 //! * bookkeeping in schema `talkhouse`: `state`, `loads`, `quarantine`.
 //!

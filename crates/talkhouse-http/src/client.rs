@@ -202,6 +202,8 @@ pub struct Client {
     endpoints: Arc<Mutex<HashMap<&'static str, Arc<DefaultDirectRateLimiter>>>>,
     in_flight: Arc<Semaphore>,
     stats: Arc<HttpStats>,
+    /// After a 429: no request of this client goes out before this instant.
+    cooldown: Arc<Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -265,6 +267,7 @@ impl Client {
             config: Arc::new(config),
             endpoints: Arc::new(Mutex::new(HashMap::new())),
             stats: Arc::new(HttpStats::default()),
+            cooldown: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -342,7 +345,7 @@ impl Client {
     ) -> Result<(StatusCode, HeaderMap, BodyStream), HttpError> {
         let vendor = self.config.vendor;
         let url = loggable(&req.url);
-        let mut attempt = 0u32;
+        let (mut attempt, mut failed, mut throttled) = (0u32, 0u32, 0u32);
         loop {
             attempt += 1;
             let sent = {
@@ -355,6 +358,7 @@ impl Client {
             let resp = match sent {
                 Ok(resp) => resp,
                 Err(e) => {
+                    failed += 1;
                     let kind = if e.is_timeout() {
                         HttpErrorKind::Timeout
                     } else {
@@ -362,7 +366,7 @@ impl Client {
                     };
                     match retry::decide(
                         Outcome::Transport,
-                        attempt,
+                        failed,
                         &self.config.retry,
                         jitter,
                         SystemTime::now(),
@@ -388,17 +392,28 @@ impl Client {
                 }
             };
             let status = resp.status();
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-            }
             let headers = resp.headers().clone();
-            match retry::decide(
+            let kind_count = if status == StatusCode::TOO_MANY_REQUESTS {
+                throttled += 1;
+                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                throttled
+            } else {
+                failed += u32::from(retry::retriable(status));
+                failed
+            };
+            let decision = retry::decide(
                 Outcome::Status(status, &headers),
-                attempt,
+                kind_count,
                 &self.config.retry,
                 jitter,
                 SystemTime::now(),
-            ) {
+            );
+            if status == StatusCode::TOO_MANY_REQUESTS
+                && let Decision::RetryAfter(wait) = decision
+            {
+                self.throttled(wait);
+            }
+            match decision {
                 Decision::Done => {
                     let (url, method) = (url.clone(), req.method.to_string());
                     let body = futures::StreamExt::map(resp.bytes_stream(), move |chunk| {
@@ -480,7 +495,27 @@ impl Client {
         b
     }
 
+    /// A 429 asked us to wait: every request of this client (clones included) holds back
+    /// until then, so concurrent requests stop hammering a server that is pacing us.
+    fn throttled(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        let mut c = self
+            .cooldown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if c.is_none_or(|t| t < until) {
+            *c = Some(until);
+        }
+    }
+
     async fn wait_for_turn(&self, req: &Request) {
+        let cooldown = *self
+            .cooldown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(until) = cooldown {
+            tokio::time::sleep_until(until).await;
+        }
         if let Some(l) = &self.global {
             l.until_ready().await;
         }
@@ -501,7 +536,7 @@ impl Client {
         let url = loggable(&req.url);
         let span = tracing::debug_span!("http", vendor, stream = req.stream, method = %req.method, url = %url);
         async {
-            let mut attempt = 0u32;
+            let (mut attempt, mut failed, mut throttled) = (0u32, 0u32, 0u32);
             loop {
                 attempt += 1;
                 let result = {
@@ -524,22 +559,33 @@ impl Client {
                 let jitter = rand::rng().random::<f64>();
                 let (decision, failure) = match &result {
                     Ok(a) => {
-                        if a.status == StatusCode::TOO_MANY_REQUESTS {
+                        let kind_count = if a.status == StatusCode::TOO_MANY_REQUESTS {
+                            throttled += 1;
                             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                        }
+                            throttled
+                        } else {
+                            failed += u32::from(retry::retriable(a.status));
+                            failed
+                        };
                         let d = retry::decide(
                             Outcome::Status(a.status, &a.headers),
-                            attempt,
+                            kind_count,
                             &self.config.retry,
                             jitter,
                             SystemTime::now(),
                         );
+                        if a.status == StatusCode::TOO_MANY_REQUESTS
+                            && let Decision::RetryAfter(wait) = d
+                        {
+                            self.throttled(wait);
+                        }
                         (d, None)
                     }
                     Err(e) => {
+                        failed += 1;
                         let d = retry::decide(
                             Outcome::Transport,
-                            attempt,
+                            failed,
                             &self.config.retry,
                             jitter,
                             SystemTime::now(),

@@ -7,8 +7,12 @@ use http::{HeaderMap, StatusCode};
 /// How many times, and how long, to retry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first included.
+    /// Attempts in all, the first included, that failed (5xx, 408, transport errors).
     pub max_attempts: u32,
+    /// 429 answers tolerated for one request. Being throttled is the server pacing us, not a
+    /// failure, so it has a budget of its own; the client also pauses all its requests for the
+    /// wait the 429 asked for.
+    pub max_throttled: u32,
     /// First backoff ceiling; doubles each attempt.
     pub base: Duration,
     /// Largest backoff ceiling.
@@ -21,6 +25,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             max_attempts: 8,
+            max_throttled: 30,
             base: Duration::from_millis(250),
             max_backoff: Duration::from_secs(60),
             max_retry_after: Duration::from_secs(300),
@@ -55,7 +60,8 @@ pub fn retriable(status: StatusCode) -> bool {
         || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED)
 }
 
-/// Decides whether to retry attempt number `attempt` (1-based). `jitter` is a number in [0, 1)
+/// Decides whether to retry attempt number `attempt` (1-based, counting the answers of the
+/// same kind: 429s for a 429, failures otherwise). `jitter` is a number in [0, 1)
 /// (the caller draws it, so the decision stays pure); `now` anchors HTTP-date headers.
 pub fn decide(
     outcome: Outcome<'_>,
@@ -64,16 +70,21 @@ pub fn decide(
     jitter: f64,
     now: SystemTime,
 ) -> Decision {
-    let headers = match outcome {
+    let (headers, budget) = match outcome {
         Outcome::Status(status, headers) => {
             if !retriable(status) {
                 return Decision::Done;
             }
-            Some(headers)
+            let budget = if status == StatusCode::TOO_MANY_REQUESTS {
+                policy.max_throttled
+            } else {
+                policy.max_attempts
+            };
+            (Some(headers), budget)
         }
-        Outcome::Transport => None,
+        Outcome::Transport => (None, policy.max_attempts),
     };
-    if attempt >= policy.max_attempts {
+    if attempt >= budget {
         return Decision::GiveUp;
     }
     if let Some(wait) = headers.and_then(|h| server_wait(h, now)) {
@@ -164,6 +175,25 @@ mod tests {
             decide(Outcome::Transport, 1, &p, 0.5, now()),
             Decision::RetryAfter(_)
         ));
+    }
+
+    #[test]
+    fn throttling_has_a_budget_of_its_own() {
+        let p = RetryPolicy {
+            max_attempts: 3,
+            max_throttled: 10,
+            ..RetryPolicy::default()
+        };
+        let h = headers(&[("retry-after", "1")]);
+        let s = StatusCode::TOO_MANY_REQUESTS;
+        assert_eq!(
+            decide(Outcome::Status(s, &h), 5, &p, 0.5, now()),
+            Decision::RetryAfter(Duration::from_secs(1))
+        );
+        assert_eq!(
+            decide(Outcome::Status(s, &h), 10, &p, 0.5, now()),
+            Decision::GiveUp
+        );
     }
 
     #[test]

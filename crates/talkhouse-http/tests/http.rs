@@ -60,6 +60,58 @@ async fn retry_after_two_seconds_is_honoured() {
     assert_eq!(client.stats().throttled.load(Ordering::SeqCst), 1);
 }
 
+/// One 429 holds back every request of the client for the wait it asked for, and being
+/// throttled many times over is not a failure.
+#[tokio::test]
+async fn a_429_pauses_the_whole_client_and_does_not_use_up_the_retries() {
+    let hits = Arc::new(AtomicU32::new(0));
+    let h = hits.clone();
+    let base = serve(Router::new().route(
+        "/x",
+        get(move || {
+            let h = h.clone();
+            async move {
+                // The first ten answers are 429s: more than `max_attempts`.
+                if h.fetch_add(1, Ordering::SeqCst) < 10 {
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "0.2")],
+                        "slow",
+                    )
+                        .into_response()
+                } else {
+                    (StatusCode::OK, "{}").into_response()
+                }
+            }
+        }),
+    ))
+    .await;
+    let policy = RetryPolicy {
+        max_attempts: 3,
+        ..RetryPolicy::default()
+    };
+    let client = Client::new(ClientConfig {
+        retry: policy,
+        ..ClientConfig::new("test", Auth::None)
+    })
+    .expect("client");
+    let start = Instant::now();
+    let runs = (0..4).map(|_| {
+        let c = client.clone();
+        let url = format!("{base}/x");
+        async move { c.bytes(Request::get(url, "s")).await }
+    });
+    for r in futures::future::join_all(runs).await {
+        r.expect("throttled requests end in success");
+    }
+    assert!(client.stats().throttled.load(Ordering::SeqCst) >= 10);
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "the client paused between waves: {:?}",
+        start.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn gives_up_and_reports_the_status_without_credentials() {
     let base = serve(Router::new().route(

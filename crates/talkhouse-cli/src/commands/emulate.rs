@@ -34,6 +34,10 @@ pub struct Args {
     /// see each emulator module's documentation).
     #[arg(long = "variant", value_name = "KEY=VALUE")]
     variants: Vec<String>,
+    /// Instead of serving, write the Gladly emulator's export files (one folder per COMPLETED
+    /// job, as `talkhouse load gladly --dir` reads them) into DIR, and exit.
+    #[arg(long, value_name = "DIR")]
+    write_gladly_export: Option<std::path::PathBuf>,
 }
 
 /// Parses `--vendor` values.
@@ -104,6 +108,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     opts.strict_rate_limits = args.strict_rate_limits;
     opts.variants =
         Variants::parse(&args.variants.join(",")).map_err(|e| anyhow::anyhow!("--variant: {e}"))?;
+    if let Some(dir) = &args.write_gladly_export {
+        let started = std::time::Instant::now();
+        let w = talkhouse_emulator::gladly::files::write_export(&opts, dir)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dir.display()))?;
+        crate::out(&format!(
+            "wrote {} job(s), {} file(s), {} conversation item line(s), {} bytes to {} in {:.1} s",
+            w.jobs,
+            w.files,
+            w.item_lines,
+            w.bytes,
+            dir.display(),
+            started.elapsed().as_secs_f64()
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
     let running = start_all(&vendors, &opts, args.port).await?;
     crate::out(&format!(
         "# talkhouse emulators (seed {}, scale {}); paste into talkhouse.toml\n",

@@ -31,7 +31,7 @@ pub struct EndStaleArgs {
 }
 
 fn parse_window(s: &str) -> Result<chrono::Duration, String> {
-    talkhouse_emulator::clock::parse_duration(s)
+    talkhouse_model::time::parse_duration(s)
         .ok_or_else(|| format!("`{s}` is not a duration like 7d, 12h or 30m"))
 }
 

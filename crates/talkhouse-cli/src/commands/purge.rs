@@ -4,17 +4,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::Utc;
-use talkhouse_model::{Cell, Commit, EraseMode, Erasure};
+use talkhouse_destinations::quote_literal;
+use talkhouse_model::{Cell, Commit, EraseMode, Erasure, TableRef, model};
 
 use crate::config::Config;
 
 /// Delete one person's data everywhere (GDPR/CCPA erasure): every row of every table that
-/// identifies the customer, in every configured source (or those named), including the
-/// cross-vendor model. Ids the customer had before a merge are followed. Prints what it
-/// removed.
+/// identifies the customer, and their conversations whole (the agents' and bots' replies in
+/// them included), in every configured source (or those named) and in the cross-vendor
+/// model. Merge chains are followed both ways (Gladly). Prints what it removed, per table.
+///
+/// Ultimate's exports carry no customer id, so its rows cannot be found by customer. The
+/// rows go from the warehouse; ask the vendor to erase its own copy.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The vendor's customer id (Gladly customer id, Giosg visitor id, Ada end-user id, …).
+    /// The vendor's customer id (Gladly customer id, Giosg visitor id, Ada chatter id).
     #[arg(long)]
     customer: String,
     /// Only this source (repeatable).
@@ -23,10 +27,6 @@ pub struct Args {
     /// Configuration file.
     #[arg(long, short, default_value_os_t = crate::default_config())]
     config: PathBuf,
-}
-
-fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// Runs `talkhouse purge`.
@@ -40,6 +40,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::sync::prepare_all(&sources, &*dest).await?;
     let mut out = String::new();
     let mut total = 0;
+    let load_id = talkhouse_sync::new_load_id();
     for source in &sources {
         let schema = source.name();
         // Ids merged into (or out of) this customer, where the vendor keeps merges.
@@ -49,61 +50,99 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .any(|t| !t.table.model && t.table.name == "customer_merges");
         if has_merges {
-            let lit = quote_literal(&args.customer);
-            let rows = dest
-                .query(&format!(
-                    "SELECT old_id AS id FROM {schema}.customer_merges WHERE new_id = {lit} \
-                     UNION SELECT new_id AS id FROM {schema}.customer_merges WHERE old_id = {lit}"
-                ))
-                .await?;
-            ids.extend(
-                rows.iter()
-                    .filter_map(|r| r.get("id").and_then(|v| v.as_str()).map(str::to_owned)),
-            );
+            // Follow merge chains both ways (A → B → C), until no new id turns up.
+            let mut frontier = ids.clone();
+            while let Some(id) = frontier.pop() {
+                let lit = quote_literal(&id);
+                let rows = dest
+                    .query(&format!(
+                        "SELECT old_id AS id FROM {schema}.customer_merges WHERE new_id = {lit} \
+                         UNION SELECT new_id AS id FROM {schema}.customer_merges WHERE old_id = {lit}"
+                    ))
+                    .await?;
+                for r in &rows {
+                    if let Some(other) = r.get("id").and_then(|v| v.as_str())
+                        && !ids.iter().any(|known| known == other)
+                    {
+                        ids.push(other.to_owned());
+                        frontier.push(other.to_owned());
+                    }
+                }
+            }
         }
         let columns = source.customer_columns();
         if columns.is_empty() {
             continue;
         }
-        // Model messages hang off conversations: drop those of the customer's conversations.
+        // The customer's conversations go whole: the agents' and bots' replies in them too.
+        let src = quote_literal(schema);
+        let mut conversations: Vec<String> = Vec::new();
         for id in &ids {
-            let lit = quote_literal(id);
-            let src = quote_literal(schema);
-            dest.execute(&format!(
-                "DELETE FROM talkhouse.model_messages WHERE source = {src} AND conversation_id IN \
-                 (SELECT conversation_id FROM talkhouse.model_conversations WHERE source = {src} AND customer_id = {lit})"
-            ))
-            .await?;
+            let rows = dest
+                .query(&format!(
+                    "SELECT conversation_id FROM talkhouse.model_conversations \
+                     WHERE source = {src} AND customer_id = {}",
+                    quote_literal(id)
+                ))
+                .await?;
+            conversations.extend(rows.iter().filter_map(|r| {
+                r.get("conversation_id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            }));
         }
-        let erasures: Vec<Erasure> = ids
-            .iter()
-            .flat_map(|id| {
-                columns.iter().map(move |(table, column)| Erasure {
-                    table: *table,
-                    column,
-                    value: Cell::Text(id.clone()),
-                    mode: EraseMode::Delete,
+        let mut plan: Vec<(TableRef, &'static str, &[String])> = vec![
+            (model::MESSAGES, "conversation_id", &conversations),
+            (model::CONVERSATIONS, "conversation_id", &conversations),
+        ];
+        plan.extend(
+            source
+                .conversation_columns()
+                .into_iter()
+                .map(|(t, c)| (t, c, conversations.as_slice())),
+        );
+        plan.extend(columns.into_iter().map(|(t, c)| (t, c, ids.as_slice())));
+        let mut removed = 0;
+        for (table, column, values) in plan {
+            if values.is_empty() {
+                continue;
+            }
+            let stats = dest
+                .commit(Commit {
+                    source: schema.to_owned(),
+                    stream: "purge".into(),
+                    load_id: load_id.clone(),
+                    synced_at: Utc::now(),
+                    rows: Vec::new(),
+                    erasures: values
+                        .iter()
+                        .map(|v| Erasure {
+                            table,
+                            column,
+                            value: Cell::Text(v.clone()),
+                            mode: EraseMode::Delete,
+                        })
+                        .collect(),
+                    quarantine: Vec::new(),
+                    state: None,
                 })
-            })
-            .collect();
-        let stats = dest
-            .commit(Commit {
-                source: schema.to_owned(),
-                stream: "purge".into(),
-                load_id: talkhouse_sync::new_load_id(),
-                synced_at: Utc::now(),
-                rows: Vec::new(),
-                erasures,
-                quarantine: Vec::new(),
-                state: None,
-            })
-            .await?;
-        total += stats.rows_erased;
+                .await?;
+            if stats.rows_erased > 0 {
+                out.push_str(&format!(
+                    "  {}.{} by {column}: {} row(s)\n",
+                    table.schema(schema),
+                    table.name,
+                    stats.rows_erased
+                ));
+            }
+            removed += stats.rows_erased;
+        }
+        total += removed;
         out.push_str(&format!(
-            "{schema}: removed {} row(s) for {} id(s): {}\n",
-            stats.rows_erased,
+            "{schema}: removed {removed} row(s) for {} id(s) ({}) and {} conversation(s)\n",
             ids.len(),
-            ids.join(", ")
+            ids.join(", "),
+            conversations.len()
         ));
     }
     out.push_str(&format!("{total} row(s) removed"));

@@ -166,6 +166,21 @@ fn join_on(keys: &[&str]) -> String {
         .join(" AND ")
 }
 
+/// A stored row differs from its incoming version: soft-deleted, or any column or `_raw`
+/// changed (as the other destinations and the in-memory reference decide).
+fn changed(spec: &TableSpec) -> String {
+    let mut parts = vec![
+        "t._deleted_at IS NOT NULL".to_owned(),
+        "t._raw IS DISTINCT FROM s._raw".to_owned(),
+    ];
+    parts.extend(
+        spec.columns
+            .iter()
+            .map(|c| format!("t.{col} IS DISTINCT FROM s.{col}", col = q(c.name))),
+    );
+    parts.join(" OR ")
+}
+
 /// JSON text of a model row's cells, standing in for `_raw` (as the SQL destinations do).
 fn cells_json(row: &Row) -> String {
     let map: serde_json::Map<String, serde_json::Value> = row
@@ -541,10 +556,11 @@ impl DeltaDestination {
             .with_target_alias("t")
             .with_commit_properties(props)
             .when_matched_update(|u| {
-                columns.iter().fold(
-                    u.predicate("t._deleted_at IS NOT NULL OR t._raw IS DISTINCT FROM s._raw"),
-                    |u, (name, _)| u.update(name.as_str(), format!("s.{}", q(name))),
-                )
+                columns
+                    .iter()
+                    .fold(u.predicate(changed(spec)), |u, (name, _)| {
+                        u.update(name.as_str(), format!("s.{}", q(name)))
+                    })
             })
             .and_then(|m| m.when_not_matched_insert(|i| insert_all(i, &columns)))
             .map_err(delta_err(ctx_text.clone()))?;

@@ -15,7 +15,7 @@
 //! # How a commit lands
 //! Each table of a [`Commit`](talkhouse_model::Commit) is one Delta `MERGE` on the primary key
 //! (the batch deduplicated, last wins): a changed or soft-deleted row is replaced, an unchanged
-//! one (same `_raw`) is left alone, so `_synced_at` and `_load_id` stay; a child table's rows of
+//! one (same columns and `_raw`) is left alone, so `_synced_at` and `_load_id` stay; a child table's rows of
 //! the batch's parents that the batch no longer holds are deleted. An empty table takes a plain
 //! append. Erasures are Delta `DELETE`/`UPDATE`s, quarantine a merge that adds records not
 //! already there, and the stream's cursor is merged into `talkhouse/state` **last**. Delta

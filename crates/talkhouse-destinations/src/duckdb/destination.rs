@@ -245,9 +245,14 @@ fn merge_table(
         "DELETE FROM {stage} WHERE _seq NOT IN (SELECT max(_seq) FROM {stage} GROUP BY {pk});
          DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {group})
            AND ({target}._deleted_at IS NOT NULL OR NOT EXISTS (
-               SELECT 1 FROM {stage} s WHERE {pk_eq} AND s._raw = CAST({target}._raw AS VARCHAR)));",
+               SELECT 1 FROM {stage} s WHERE {pk_eq} AND s._raw = CAST({target}._raw AS VARCHAR){same}));",
         group = eq_on(spec.group_key(), "s", &target),
         pk_eq = eq_on(&spec.primary_key, "s", &target),
+        same = spec
+            .columns
+            .iter()
+            .map(|c| format!(" AND s.{col} IS NOT DISTINCT FROM {target}.{col}", col = q(c.name)))
+            .collect::<String>(),
     );
     conn.execute_batch(&sql).map_err(db_err(ctx.clone()))?;
     let insert = format!(

@@ -1,7 +1,7 @@
 //! A bounded loopback load test, ignored by default:
 //!
 //! ```text
-//! cargo test -p talkhouse-server --test serve -- --ignored load --nocapture
+//! cargo test --workspace --all-features --test serve -- --ignored load::load --nocapture
 //! ```
 //!
 //! Sends `TALKHOUSE_LOAD_RATE` events per second (default 500) for `TALKHOUSE_LOAD_SECS` seconds

@@ -90,17 +90,7 @@ pub struct AdaConfig {
 
 /// Parses `2h`, `48h`, `30m`, `90s`, `1d`, `0`.
 pub fn parse_lag(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: i64 = num.parse().ok()?;
-    match unit.trim() {
-        "" | "s" => Some(Duration::seconds(n)),
-        "m" | "min" => Some(Duration::minutes(n)),
-        "h" => Some(Duration::hours(n)),
-        "d" => Some(Duration::days(n)),
-        _ => None,
-    }
+    talkhouse_model::time::parse_duration(s)
 }
 
 /// Validated settings.

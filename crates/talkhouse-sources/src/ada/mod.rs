@@ -50,6 +50,7 @@
 //! * A record without `_id` or without a readable cursor timestamp is quarantined.
 
 mod config;
+pub mod inputs;
 mod records;
 mod source;
 mod tables;

@@ -398,6 +398,10 @@ impl Source for AdaSource {
     fn customer_columns(&self) -> Vec<(TableRef, &'static str)> {
         vec![(CONVERSATIONS, "chatter_id"), (MESSAGES, "chatter_id")]
     }
+
+    fn conversation_columns(&self) -> Vec<(TableRef, &'static str)> {
+        vec![(CONVERSATIONS, "id"), (MESSAGES, "conversation_id")]
+    }
 }
 
 #[cfg(test)]

@@ -64,20 +64,7 @@ pub struct GiosgConfig {
     pub app_secret: Option<Secret>,
 }
 
-/// Parses `90s`, `10m`, `2h`, `7d` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Option<chrono::Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: i64 = num.parse().ok()?;
-    match unit.trim() {
-        "" | "s" => Some(chrono::Duration::seconds(n)),
-        "m" | "min" => Some(chrono::Duration::minutes(n)),
-        "h" => Some(chrono::Duration::hours(n)),
-        "d" => Some(chrono::Duration::days(n)),
-        _ => None,
-    }
-}
+pub use talkhouse_model::time::parse_duration;
 
 #[cfg(test)]
 mod tests {

@@ -53,6 +53,7 @@
 
 mod config;
 mod crypto;
+pub mod inputs;
 mod records;
 mod source;
 mod stale;

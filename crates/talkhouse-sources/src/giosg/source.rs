@@ -672,6 +672,15 @@ impl Source for GiosgSource {
         ]
     }
 
+    fn conversation_columns(&self) -> Vec<(TableRef, &'static str)> {
+        vec![
+            (tables::CHATS, "id"),
+            (tables::MESSAGES, "chat_id"),
+            (tables::MEMBERSHIPS, "chat_id"),
+            (tables::TAGS, "chat_id"),
+        ]
+    }
+
     fn verify_push(&self, request: &PushRequest) -> PushVerdict {
         let reject = |status: u16, message: &str| PushVerdict::Reject {
             status,

@@ -6,10 +6,14 @@
 //!   missing) streamed line by line into `gladly.agents`, `gladly.topics`, `gladly.customers`
 //!   and `gladly.conversation_items` (+ `talkhouse.model_messages` for messages). Every content
 //!   type lands, unknown future ones included (typed columns where known, `_raw` always).
-//! * Streams `customers` and `conversations` (after `export`): `GET /customer-profiles/{id}` for
-//!   every customer of every new job, `GET /conversations/{id}` for every conversation its items
-//!   name (→ `gladly.conversations`, `gladly.conversation_assignments`: each inbox/agent pair a
-//!   conversation was seen in, and `talkhouse.model_conversations`).
+//! * Streams `customers` (after `export`) and `conversations` (after `customers`):
+//!   `GET /customer-profiles/{id}` for every customer of every new job, `GET /conversations/{id}`
+//!   for every conversation its items name (→ `gladly.conversations`,
+//!   `gladly.conversation_assignments`: each inbox/agent pair a conversation was seen in, and
+//!   `talkhouse.model_conversations`). Both share the organisation's 10 requests/s, so running
+//!   them one after the other costs no time, and it makes the first sighting of an assignment
+//!   (its `seen_at`) the same on every run: a merged customer's conversations, re-read by
+//!   `customers`, would otherwise race the same rows from `conversations`.
 //! * Streams `agents`, `topics` (with `parent_id`), `inboxes` (after `export`): the full lists.
 //! * Webhooks ([`Source::verify_push`] / [`Source::process_push`]): the item a
 //!   `CONTACT/MESSAGE_*` names, the conversation and its item list for `CONVERSATION*` events,
@@ -57,6 +61,7 @@
 //!   in the job being enriched (Gladly conversations span channels and carry none).
 
 mod config;
+pub mod inputs;
 mod records;
 mod source;
 mod tables;

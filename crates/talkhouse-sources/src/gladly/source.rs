@@ -1158,7 +1158,7 @@ impl Source for GladlySource {
         vec![
             StreamDef::new(EXPORT),
             StreamDef::after(CUSTOMERS, EXPORT),
-            StreamDef::after(CONVERSATIONS, EXPORT),
+            StreamDef::after(CONVERSATIONS, CUSTOMERS),
             StreamDef::after(AGENTS, EXPORT),
             StreamDef::after(TOPICS, EXPORT),
             StreamDef::after(INBOXES, EXPORT),
@@ -1190,6 +1190,14 @@ impl Source for GladlySource {
             (tables::CONVERSATIONS, "customer_id"),
             (tables::MERGES, "old_id"),
             (tables::MERGES, "new_id"),
+        ]
+    }
+
+    fn conversation_columns(&self) -> Vec<(TableRef, &'static str)> {
+        vec![
+            (tables::CONVERSATIONS, "id"),
+            (tables::ITEMS, "conversation_id"),
+            (tables::ASSIGNMENTS, "conversation_id"),
         ]
     }
 

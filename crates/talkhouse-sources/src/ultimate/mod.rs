@@ -45,6 +45,7 @@
 //!   quarantine with `url:line`.
 
 mod config;
+pub mod inputs;
 mod records;
 mod source;
 mod tables;

@@ -294,7 +294,7 @@ fn loggable(url: &str) -> String {
 
 /// Decompresses gzip (sniffed by its magic bytes; `Content-Encoding: gzip` is already undone
 /// by the HTTP client).
-fn gunzip(body: Bytes) -> std::io::Result<Vec<u8>> {
+pub(crate) fn gunzip(body: Bytes) -> std::io::Result<Vec<u8>> {
     if body.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut out)?;
@@ -308,7 +308,7 @@ type Item = Result<Value, (String, String)>;
 
 /// The records of a file: a JSON array, or NDJSON (one record per line). Each item carries
 /// its place (`line` or `[index]`) for quarantine.
-fn split_records(bytes: &[u8]) -> Vec<(String, Item)> {
+pub(crate) fn split_records(bytes: &[u8]) -> Vec<(String, Item)> {
     let text = String::from_utf8_lossy(bytes);
     let body = text.trim_start_matches('\u{feff}').trim();
     if body.starts_with('[')

@@ -416,7 +416,7 @@ async fn throttled_requests_are_retried_to_completion() {
 
 /// At 3 requests/s over many full pages the messages stream uses at least 90 % of the
 /// endpoint's budget with no failed request and no 429 from the strict emulator.
-/// Run alone with `cargo test -p talkhouse-sources --test it ada::rate_budget -- --nocapture`.
+/// Run alone with `cargo test --workspace --all-features --test it ada::rate_budget -- --nocapture`.
 #[tokio::test]
 #[allow(clippy::print_stdout)] // the figure is the point of the test
 async fn rate_budget_at_3_per_second() {

@@ -641,7 +641,7 @@ async fn auth_failures_fail_the_stream() {
     r.stop().await;
 }
 
-/// 2,000 chats at 50 ms latency: `cargo test -p talkhouse-sources --test it giosg_latency -- --ignored --nocapture`.
+/// 2,000 chats at 50 ms latency: `cargo test --workspace --all-features --test it giosg_latency -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "takes about a minute; run for the figure in the notes"]
 #[allow(clippy::print_stdout)]
