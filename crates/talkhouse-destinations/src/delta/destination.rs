@@ -169,14 +169,17 @@ fn join_on(keys: &[&str]) -> String {
 /// A stored row differs from its incoming version: soft-deleted, or any column or `_raw`
 /// changed (as the other destinations and the in-memory reference decide).
 fn changed(spec: &TableSpec) -> String {
+    // Each comparison in parentheses: the SQL parser under deltalake reads the right side of
+    // `IS DISTINCT FROM` as a whole expression, so `a IS DISTINCT FROM b OR c` would be
+    // `a IS DISTINCT FROM (b OR c)`.
     let mut parts = vec![
-        "t._deleted_at IS NOT NULL".to_owned(),
-        "t._raw IS DISTINCT FROM s._raw".to_owned(),
+        "(t._deleted_at IS NOT NULL)".to_owned(),
+        "(t._raw IS DISTINCT FROM s._raw)".to_owned(),
     ];
     parts.extend(
         spec.columns
             .iter()
-            .map(|c| format!("t.{col} IS DISTINCT FROM s.{col}", col = q(c.name))),
+            .map(|c| format!("(t.{col} IS DISTINCT FROM s.{col})", col = q(c.name))),
     );
     parts.join(" OR ")
 }
