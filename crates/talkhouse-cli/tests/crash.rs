@@ -29,7 +29,7 @@ use talkhouse_destinations::postgres::connect;
 use talkhouse_emulator::{EmulatorOptions, Vendor};
 use talkhouse_model::Destination;
 
-use support::{FreshDatabase, postgres_url, rows, sources_toml, sync, tables};
+use support::{FreshDatabase, postgres_url, rows, sources_toml, sync, tables, write_config};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -138,12 +138,7 @@ async fn killed_syncs_resume_to_the_rows_of_a_clean_run() {
     ];
 
     for (name, destination) in &destinations {
-        let config = dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &config,
-            format!("[destination]\n{destination}\n\n{sources}"),
-        )
-        .unwrap();
+        let config = write_config(dir.path(), name, destination, &sources);
         // Each run resumes where the last one was killed, so short runs (2–12% of a clean
         // run each) add up to the whole sync and most kills land while rows are being written.
         // Once a run finishes by itself, later runs only re-check: aim within its length.

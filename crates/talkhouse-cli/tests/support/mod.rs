@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::print_stderr)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -42,13 +42,19 @@ pub fn sources_toml<'a>(
     out
 }
 
-pub fn sync(dir: &Path, name: &str, destination: &str, sources: &str) {
+/// Writes `<dir>/<name>.toml` with `destination` (the body of `[destination]`) and `sources`.
+pub fn write_config(dir: &Path, name: &str, destination: &str, sources: &str) -> PathBuf {
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
         format!("[destination]\n{destination}\n\n{sources}"),
     )
     .unwrap();
+    config
+}
+
+pub fn sync(dir: &Path, name: &str, destination: &str, sources: &str) {
+    let config = write_config(dir, name, destination, sources);
     let out = Command::new(env!("CARGO_BIN_EXE_talkhouse"))
         .args(["sync", "--config"])
         .arg(&config)
