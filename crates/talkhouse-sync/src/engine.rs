@@ -281,10 +281,16 @@ struct StreamRun<'a> {
     quarantined: u64,
 }
 
-impl StreamRun<'_> {
-    async fn flush(&mut self, pending: &mut Pending) -> Result<(), DestinationError> {
+/// A batch being committed while the next one fills.
+type CommitFuture<'a> = futures::future::BoxFuture<'a, Result<(), DestinationError>>;
+
+impl<'a> StreamRun<'a> {
+    /// Starts committing what is pending (nothing when it is empty). The commit runs while the
+    /// caller reads on, and must finish before the next one starts, so batches and their cursors
+    /// land in order.
+    fn start_flush(&self, pending: &mut Pending) -> Option<CommitFuture<'a>> {
         if pending.is_empty() {
-            return Ok(());
+            return None;
         }
         let p = std::mem::take(pending);
         let n_rows = p.rows.len();
@@ -299,18 +305,22 @@ impl StreamRun<'_> {
             quarantine: p.quarantine,
             state: p.state,
         };
-        let stats = self.dest.commit(commit).await?;
-        tracing::debug!(
-            rows = n_rows,
-            written = stats.rows_written,
-            erased = stats.rows_erased,
-            quarantined = n_quarantine,
-            "batch committed"
-        );
-        if let Some(p) = &self.opts.progress {
-            p.committed(self.source, self.stream, self.rows, self.quarantined);
-        }
-        Ok(())
+        let (dest, opts, source, stream) = (self.dest, self.opts, self.source, self.stream);
+        let (rows, quarantined) = (self.rows, self.quarantined);
+        Some(Box::pin(async move {
+            let stats = dest.commit(commit).await?;
+            tracing::debug!(
+                rows = n_rows,
+                written = stats.rows_written,
+                erased = stats.rows_erased,
+                quarantined = n_quarantine,
+                "batch committed"
+            );
+            if let Some(p) = &opts.progress {
+                p.committed(source, stream, rows, quarantined);
+            }
+            Ok(())
+        }))
     }
 
     fn accept_group(&mut self, mut group: Vec<Row>, pending: &mut Pending) {
@@ -437,7 +447,28 @@ async fn consume(
     let opts = run.opts;
     let mut pending = Pending::default();
     let mut failure = None;
-    while let Some(event) = events.next().await {
+    // After a failed commit nothing later may land: its cursor would skip the failed rows.
+    let mut commit_failed = false;
+    // At most one batch is being committed while the next one fills: reading and parsing
+    // overlap with the destination's work.
+    let mut inflight: Option<CommitFuture<'_>> = None;
+    loop {
+        let next = match inflight.as_mut() {
+            Some(commit) => tokio::select! {
+                done = commit => {
+                    inflight = None;
+                    if let Err(e) = done {
+                        failure = Some(e.to_string());
+                        commit_failed = true;
+                        break;
+                    }
+                    continue;
+                }
+                event = events.next() => event,
+            },
+            None => events.next().await,
+        };
+        let Some(event) = next else { break };
         match event {
             Ok(Event::Records(group)) => {
                 pending.touch();
@@ -462,16 +493,31 @@ async fn consume(
                 break;
             }
         }
-        if pending.full(&opts.batch)
-            && let Err(e) = run.flush(&mut pending).await
-        {
-            failure = Some(e.to_string());
-            pending = Pending::default();
-            break;
+        if pending.full(&opts.batch) {
+            if let Some(commit) = inflight.take()
+                && let Err(e) = commit.await
+            {
+                failure = Some(e.to_string());
+                commit_failed = true;
+                break;
+            }
+            inflight = run.start_flush(&mut pending);
         }
     }
     drop(events);
-    let flushed = run.flush(&mut pending).await;
+    // The batch in flight first, then what is still pending (after a source failure too: it
+    // carries the last cursor that covers it), unless a commit failed.
+    let mut flushed = Ok(());
+    if !commit_failed {
+        if let Some(commit) = inflight.take() {
+            flushed = commit.await;
+        }
+        if flushed.is_ok()
+            && let Some(commit) = run.start_flush(&mut pending)
+        {
+            flushed = commit.await;
+        }
+    }
     match (failure, flushed) {
         (Some(f), _) => Err(f),
         (None, Err(e)) => Err(e.to_string()),
