@@ -65,6 +65,11 @@ pub(crate) fn default_config() -> PathBuf {
     PathBuf::from("talkhouse.toml")
 }
 
+/// mimalloc: a sync allocates and frees millions of small strings, many of them freed on
+/// another thread than the one that made them (parsed by the stream, freed after the write).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);

@@ -9,6 +9,10 @@ use std::time::Instant;
 use talkhouse_destinations::duckdb::DuckDbDestination;
 use talkhouse_model::{Column, ColumnType as T, Commit, Destination, Row, TableRef, TableSpec};
 
+/// The allocator of the `talkhouse` binary, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TABLE: TableRef = TableRef::source("bench");
 
 fn spec() -> TableSpec {

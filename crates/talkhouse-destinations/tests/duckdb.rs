@@ -234,3 +234,154 @@ async fn erasure_modes_and_new_columns() {
         .expect("q");
     assert_eq!(n[0]["n"], serde_json::json!(29));
 }
+
+/// One commit of `rows` into the `m` schema at `at`.
+fn merge_commit(rows: Vec<talkhouse_model::Row>, at: chrono::DateTime<chrono::Utc>) -> Commit {
+    Commit {
+        source: "m".into(),
+        stream: "s".into(),
+        load_id: at.to_rfc3339(),
+        synced_at: at,
+        rows,
+        erasures: vec![],
+        quarantine: vec![],
+        state: None,
+    }
+}
+
+#[tokio::test]
+async fn the_merge_keeps_identical_rows_replaces_changed_ones_and_whole_groups() {
+    use talkhouse_model::{Column, ColumnType as T, Row, TableRef};
+    const PARENT: TableRef = TableRef::source("parent");
+    const CHILD: TableRef = TableRef::source("child");
+    let specs = vec![
+        TableSpec::new(
+            PARENT,
+            vec![
+                Column::new("id", T::Text),
+                Column::new("v", T::Integer),
+                Column::new("doc", T::Json),
+            ],
+            &["id"],
+        ),
+        TableSpec::new(
+            CHILD,
+            vec![
+                Column::new("parent_id", T::Text),
+                Column::new("pos", T::Integer),
+                Column::new("tag", T::Text),
+            ],
+            &["parent_id", "pos"],
+        )
+        .child_of(&["parent_id"]),
+    ];
+    let parent = |id: &str, v: i64| {
+        Row::new(PARENT)
+            .set("id", id)
+            .set("v", v)
+            .set("doc", Cell::Json(serde_json::json!({ "v": v })))
+            .with_raw(format!("{{\"id\":\"{id}\",\"v\":{v}}}"))
+    };
+    let child = |p: &str, pos: i64, tag: &str| {
+        Row::new(CHILD)
+            .set("parent_id", p)
+            .set("pos", pos)
+            .set("tag", tag)
+    };
+    let d = DuckDbDestination::in_memory().expect("duckdb");
+    d.init().await.expect("init");
+    d.prepare("m", &specs).await.expect("prepare");
+    let t1 = chrono::Utc::now();
+    let t2 = t1 + chrono::Duration::seconds(60);
+    let stats = d
+        .commit(merge_commit(
+            vec![
+                parent("a", 1),
+                parent("b", 1),
+                parent("c", 1),
+                child("a", 0, "x"),
+                child("a", 1, "y"),
+                child("b", 0, "z"),
+            ],
+            t1,
+        ))
+        .await
+        .expect("first");
+    assert_eq!(stats.rows_written, 6);
+    d.execute("UPDATE m.parent SET _deleted_at = now() WHERE id = 'c'")
+        .await
+        .expect("soft delete");
+    // a unchanged, b changed twice in one batch (the last wins), c soft-deleted and sent again,
+    // d new; group a shrinks to one child, group b is not in the batch and stays.
+    let stats = d
+        .commit(merge_commit(
+            vec![
+                parent("a", 1),
+                parent("b", 2),
+                parent("b", 3),
+                parent("c", 1),
+                parent("d", 1),
+                child("a", 0, "x"),
+            ],
+            t2,
+        ))
+        .await
+        .expect("second");
+    assert_eq!(
+        stats.rows_written, 3,
+        "b, c and d; a and its child are unchanged"
+    );
+    let rows = d
+        .query(
+            "SELECT id, v, CAST(doc AS VARCHAR) AS doc, _deleted_at IS NULL AS live \
+             FROM m.parent ORDER BY id",
+        )
+        .await
+        .expect("parents");
+    let first = t1.to_rfc3339();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[1]["v"], serde_json::json!(3));
+    assert_eq!(rows[1]["doc"], r#"{"v":3}"#);
+    assert!(rows.iter().all(|r| r["live"] == true));
+    let loads = d
+        .query("SELECT id, _load_id FROM m.parent ORDER BY id")
+        .await
+        .expect("loads");
+    let ids: Vec<(String, bool)> = loads
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or_default().to_owned(),
+                r["_load_id"] == first.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("a".to_owned(), true),
+            ("b".to_owned(), false),
+            ("c".to_owned(), false),
+            ("d".to_owned(), false)
+        ]
+    );
+    let children = d
+        .query("SELECT parent_id, pos, tag, _load_id FROM m.child ORDER BY parent_id, pos")
+        .await
+        .expect("children");
+    let children: Vec<(String, i64, bool)> = children
+        .iter()
+        .map(|r| {
+            (
+                r["parent_id"].as_str().unwrap_or_default().to_owned(),
+                r["pos"].as_i64().unwrap_or(-1),
+                r["_load_id"] == first.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        children,
+        [("a".to_owned(), 0, true), ("b".to_owned(), 0, true)],
+        "a's second child is gone, its first untouched; b's group was not in the batch"
+    );
+}

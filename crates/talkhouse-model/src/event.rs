@@ -56,6 +56,18 @@ impl Row {
             .map(|(_, v)| v)
     }
 
+    /// The row's non-NULL cells as one JSON object: what stands in for `_raw` in rows that have
+    /// no vendor record (the model tables).
+    pub fn cells_json(&self) -> serde_json::Value {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .cells
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| ((*k).to_owned(), v.to_json()))
+            .collect();
+        serde_json::Value::Object(map)
+    }
+
     /// Approximate size in bytes, for batch caps.
     pub fn approx_bytes(&self) -> usize {
         let cells: usize = self

@@ -184,17 +184,6 @@ fn changed(spec: &TableSpec) -> String {
     parts.join(" OR ")
 }
 
-/// JSON text of a model row's cells, standing in for `_raw` (as the SQL destinations do).
-fn cells_json(row: &Row) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = row
-        .cells
-        .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| ((*k).to_owned(), v.to_json()))
-        .collect();
-    serde_json::Value::Object(map).to_string()
-}
-
 fn truncated(payload: &str) -> String {
     if payload.len() <= MAX_PAYLOAD {
         return payload.to_owned();
@@ -511,10 +500,9 @@ impl DeltaDestination {
             .iter()
             .map(|col| values::column(col.ty, rows.iter().map(|r| r.get(col.name))))
             .collect();
-        arrays
-            .push(text_array(rows.iter().map(|r| {
-                Some(r.raw.clone().unwrap_or_else(|| cells_json(r)))
-            })));
+        arrays.push(text_array(rows.iter().map(|r| {
+            Some(r.raw.clone().unwrap_or_else(|| r.cells_json().to_string()))
+        })));
         arrays.push(timestamps(c.synced_at, rows.len()));
         arrays.push(text_array(rows.iter().map(|_| Some(c.load_id.clone()))));
         arrays.push(values::column(

@@ -5,13 +5,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use duckdb::types::Value;
-use duckdb::{Connection, appender_params_from_iter, params};
+use duckdb::{Connection, params};
 use talkhouse_model::{
     ColumnType, Commit, CommitStats, Destination, DestinationError, EraseMode, Erasure, LoadRecord,
     MODEL_SCHEMA, QueryRows, Row, TableRef, TableSpec,
 };
 
-use super::values::{sql_type, to_json, to_value};
+use super::batch::{last_versions, stage_batch};
+use super::values::{sql_type, stage_type, to_json, to_value};
 use crate::quote_ident as q;
 
 type Result<T> = std::result::Result<T, DestinationError>;
@@ -36,6 +37,9 @@ fn db_err(context: impl Into<String>) -> impl FnOnce(duckdb::Error) -> Destinati
     move |e| DestinationError::query(context, e)
 }
 
+/// The catalog name a warehouse file is attached under.
+const WAREHOUSE_CATALOG: &str = "talkhouse_warehouse";
+
 fn staging_name(schema: &str, table: &str) -> String {
     format!("stage__{schema}__{table}")
 }
@@ -57,7 +61,10 @@ impl DuckDbDestination {
                 message: e.to_string(),
             })?;
         }
-        let conn = Connection::open(path).map_err(|e| {
+        // The file is attached under a fixed catalog name: opened directly, DuckDB names its
+        // catalog after the file, and a `talkhouse.duckdb` or `gladly.duckdb` would make every
+        // `talkhouse.…` or `gladly.…` reference ambiguous between the catalog and the schema.
+        let connect_err = |e: duckdb::Error| {
             let mut message = e.to_string();
             if message.contains("lock") {
                 message.push_str(
@@ -65,8 +72,17 @@ impl DuckDbDestination {
                      stop it, or use a PostgreSQL destination for several processes)",
                 );
             }
-            DestinationError::Connect { target: target.clone(), message }
-        })?;
+            DestinationError::Connect {
+                target: target.clone(),
+                message,
+            }
+        };
+        let conn = Connection::open_in_memory().map_err(connect_err)?;
+        conn.execute_batch(&format!(
+            "ATTACH {} AS {WAREHOUSE_CATALOG}; USE {WAREHOUSE_CATALOG};",
+            crate::quote_literal(&path.to_string_lossy())
+        ))
+        .map_err(connect_err)?;
         Ok(Self::with_connection(target, conn))
     }
 
@@ -169,30 +185,25 @@ fn prepare_table(conn: &Connection, schema: &str, spec: &TableSpec) -> Result<()
             .map_err(db_err(ctx.clone()))?;
         }
     }
-    let mut stage_cols: Vec<String> = spec
-        .columns
-        .iter()
-        .map(|c| format!("{} {}", q(c.name), sql_type(c.ty)))
-        .collect();
-    stage_cols.extend(["_raw VARCHAR".to_owned(), "_seq BIGINT".to_owned()]);
-    conn.execute_batch(&format!(
-        "CREATE OR REPLACE TEMP TABLE {} ({})",
-        q(&staging_name(schema, table)),
-        stage_cols.join(", ")
-    ))
-    .map_err(db_err(ctx))?;
+    conn.execute_batch(&create_stage(schema, spec))
+        .map_err(db_err(ctx))?;
     Ok(())
 }
 
-/// JSON text of a model row's cells, standing in for `_raw`.
-fn cells_json(row: &Row) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = row
-        .cells
+/// (Re)creates the empty staging table of `schema.table`. A new table for each batch rather
+/// than `DELETE`: rows deleted from a temporary table keep their memory until it is dropped.
+fn create_stage(schema: &str, spec: &TableSpec) -> String {
+    let mut cols: Vec<String> = spec
+        .columns
         .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| ((*k).to_owned(), v.to_json()))
+        .map(|c| format!("{} {}", q(c.name), stage_type(c.ty)))
         .collect();
-    serde_json::Value::Object(map).to_string()
+    cols.extend(["_raw VARCHAR".to_owned(), "_same BOOLEAN".to_owned()]);
+    format!(
+        "CREATE OR REPLACE TEMP TABLE {} ({})",
+        q(&staging_name(schema, spec.table.name)),
+        cols.join(", ")
+    )
 }
 
 fn eq_on(cols: &[&str], a: &str, b: &str) -> String {
@@ -202,6 +213,14 @@ fn eq_on(cols: &[&str], a: &str, b: &str) -> String {
         .join(" AND ")
 }
 
+/// Merges `rows` into `schema.table`: each key's last version replaces the stored one, a stored
+/// row identical to its new version stays as it is (with its `_synced_at` and `_load_id`), and
+/// for child tables the rows of a group the batch brings and does not hold again are removed.
+///
+/// The target is scanned once, on its group-key columns only, for the rows the batch touches;
+/// a batch of new keys (a bulk load) then only appends. The touched rows are fetched by `rowid`
+/// into a small temporary table, so the comparison of every column reads them and not the whole
+/// table.
 fn merge_table(
     conn: &Connection,
     schema: &str,
@@ -212,54 +231,66 @@ fn merge_table(
 ) -> Result<u64> {
     let table = spec.table.name;
     let ctx = format!("merging {schema}.{table}");
-    let stage = q(&staging_name(schema, table));
+    let stage_name = staging_name(schema, table);
+    let stage = q(&stage_name);
     let target = format!("{}.{}", q(schema), q(table));
-    conn.execute_batch(&format!("DELETE FROM {stage}"))
+    conn.execute_batch(&create_stage(schema, spec))
         .map_err(db_err(ctx.clone()))?;
     {
+        let rows = last_versions(spec, rows);
+        let batch =
+            stage_batch(spec, &rows).map_err(|e| DestinationError::query(ctx.clone(), e))?;
         let mut app = conn
-            .appender_to_catalog_and_db(&staging_name(schema, table), "temp", "main")
+            .appender_to_catalog_and_db(&stage_name, "temp", "main")
             .map_err(db_err(ctx.clone()))?;
-        for (seq, row) in rows.iter().enumerate() {
-            let mut values: Vec<Value> = Vec::with_capacity(spec.columns.len() + 2);
-            for c in &spec.columns {
-                values.push(
-                    row.get(c.name)
-                        .map_or(Value::Null, |cell| to_value(cell, c.ty)),
-                );
-            }
-            values.push(Value::Text(
-                row.raw.clone().unwrap_or_else(|| cells_json(row)),
-            ));
-            values.push(Value::BigInt(i64::try_from(seq).unwrap_or(i64::MAX)));
-            app.append_row(appender_params_from_iter(values))
-                .map_err(db_err(ctx.clone()))?;
-        }
+        app.append_record_batch(batch)
+            .map_err(db_err(ctx.clone()))?;
         app.flush().map_err(db_err(ctx.clone()))?;
     }
-    let pk: Vec<String> = spec.primary_key.iter().map(|c| q(c)).collect();
-    let pk = pk.join(", ");
     let cols: Vec<String> = spec.columns.iter().map(|c| q(c.name)).collect();
     let cols = cols.join(", ");
-    let sql = format!(
-        "DELETE FROM {stage} WHERE _seq NOT IN (SELECT max(_seq) FROM {stage} GROUP BY {pk});
-         DELETE FROM {target} WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {group})
-           AND ({target}._deleted_at IS NOT NULL OR NOT EXISTS (
-               SELECT 1 FROM {stage} s WHERE {pk_eq} AND s._raw = CAST({target}._raw AS VARCHAR){same}));",
-        group = eq_on(spec.group_key(), "s", &target),
-        pk_eq = eq_on(&spec.primary_key, "s", &target),
-        same = spec
+    let touched = q(&format!("{stage_name}__touched"));
+    let n_touched = conn
+        .execute(
+            &format!(
+                "CREATE OR REPLACE TEMP TABLE {touched} AS
+                 SELECT rowid AS _row, {cols}, CAST(_raw AS VARCHAR) AS _raw, _deleted_at
+                 FROM {target} WHERE rowid IN (
+                     SELECT t.rowid FROM {target} t WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {group}))",
+                group = eq_on(spec.group_key(), "s", "t"),
+            ),
+            [],
+        )
+        .map_err(db_err(ctx.clone()))?;
+    if n_touched > 0 {
+        let same: String = spec
             .columns
             .iter()
-            .map(|c| format!(" AND s.{col} IS NOT DISTINCT FROM {target}.{col}", col = q(c.name)))
-            .collect::<String>(),
-    );
-    conn.execute_batch(&sql).map_err(db_err(ctx.clone()))?;
+            .map(|c| {
+                let col = q(c.name);
+                if c.ty == ColumnType::Json {
+                    format!(" AND {stage}.{col} IS NOT DISTINCT FROM CAST(x.{col} AS VARCHAR)")
+                } else {
+                    format!(" AND {stage}.{col} IS NOT DISTINCT FROM x.{col}")
+                }
+            })
+            .collect();
+        conn.execute_batch(&format!(
+            "UPDATE {stage} SET _same = true FROM {touched} x
+               WHERE {pk_stage} AND x._deleted_at IS NULL AND {stage}._raw = x._raw{same};
+             DELETE FROM {target} WHERE rowid IN (
+               SELECT x._row FROM {touched} x
+               WHERE NOT EXISTS (SELECT 1 FROM {stage} s WHERE s._same AND {pk_eq}));",
+            pk_stage = eq_on(&spec.primary_key, &stage, "x"),
+            pk_eq = eq_on(&spec.primary_key, "s", "x"),
+        ))
+        .map_err(db_err(ctx.clone()))?;
+    }
+    conn.execute_batch(&format!("DROP TABLE IF EXISTS {touched}"))
+        .map_err(db_err(ctx.clone()))?;
     let insert = format!(
         "INSERT INTO {target} ({cols}, _raw, _synced_at, _load_id, _deleted_at)
-         SELECT {cols}, CAST(_raw AS JSON), ?, ?, NULL FROM {stage} s
-         WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {pk_eq})",
-        pk_eq = eq_on(&spec.primary_key, "s", "t"),
+         SELECT {cols}, CAST(_raw AS JSON), ?, ?, NULL FROM {stage} WHERE _same IS NOT TRUE",
     );
     let written = conn
         .execute(&insert, params![naive_micros(synced_at), load_id])
@@ -412,6 +443,16 @@ fn apply_commit(
     Ok(stats)
 }
 
+/// Frees a written batch on a thread of its own: a batch is hundreds of thousands of small
+/// allocations, and the DuckDB connection has the next batch to write.
+fn drop_elsewhere(commit: Commit) {
+    let spawned = std::thread::Builder::new()
+        .name("talkhouse-free".into())
+        .spawn(move || drop(commit));
+    // Without a thread (resources exhausted) the batch was moved in and is freed with the error.
+    drop(spawned);
+}
+
 fn run_query(conn: &Connection, sql: &str) -> Result<QueryRows> {
     let ctx = "query";
     let mut stmt = conn.prepare(sql).map_err(db_err(ctx))?;
@@ -486,6 +527,7 @@ impl Destination for DuckDbDestination {
                 .map_err(db_err("starting a transaction"))?;
             let stats = apply_commit(&tx, &specs, &commit)?;
             tx.commit().map_err(db_err("committing"))?;
+            drop_elsewhere(commit);
             Ok(stats)
         })
         .await

@@ -16,6 +16,15 @@ pub(crate) fn sql_type(ty: ColumnType) -> &'static str {
     }
 }
 
+/// The type of a column in a staging table: JSON arrives as text (Arrow has no JSON type) and
+/// becomes JSON when merged into the table.
+pub(crate) fn stage_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Json => "VARCHAR",
+        other => sql_type(other),
+    }
+}
+
 /// A cell as a DuckDB value of the column's type (a mismatched cell is converted, not refused:
 /// a number in a text column becomes its text).
 pub(crate) fn to_value(cell: &Cell, ty: ColumnType) -> Value {

@@ -62,17 +62,6 @@ struct TableBatch<'a> {
     index: HashMap<String, usize>,
 }
 
-/// JSON text of a model row's cells, standing in for `_raw`.
-fn cells_json(row: &Row) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = row
-        .cells
-        .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| ((*k).to_owned(), v.to_json()))
-        .collect();
-    json_text(&serde_json::Value::Object(map))
-}
-
 /// Converts one row to its table's column types; `Err` says why PostgreSQL cannot store it.
 fn convert<'a>(
     row: &'a Row,
@@ -109,7 +98,7 @@ fn convert<'a>(
     }
     let raw = match &row.raw {
         Some(raw) => PgValue::Json(raw_json(raw)?),
-        None => PgValue::Json(cells_json(row).into()),
+        None => PgValue::Json(json_text(&row.cells_json()).into()),
     };
     values.push(raw);
     Ok((values, key))
@@ -161,7 +150,10 @@ fn stage_rows<'a>(
                 rejected.push(Quarantined {
                     location: format!("{}.{}", batch.schema, row.table.name),
                     error,
-                    payload: row.raw.clone().unwrap_or_else(|| cells_json(row)),
+                    payload: row
+                        .raw
+                        .clone()
+                        .unwrap_or_else(|| json_text(&row.cells_json())),
                 });
             }
         }

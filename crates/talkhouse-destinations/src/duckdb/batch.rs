@@ -1,0 +1,359 @@
+//! A batch of rows as one Arrow record batch, column by column, for DuckDB's Appender.
+//!
+//! Appending Arrow hands DuckDB whole vectors instead of one C call per value, and text cells are
+//! copied once, straight from the row. The batch holds one version per primary key, the last to
+//! arrive, so the merge needs no deduplicating pass in SQL.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use duckdb::arrow::array::{
+    ArrayRef, BooleanArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use duckdb::arrow::error::ArrowError;
+use duckdb::arrow::record_batch::RecordBatch;
+use talkhouse_model::{Cell, ColumnType, Row, TableSpec};
+
+/// One column being built.
+enum Builder {
+    Text(StringBuilder),
+    Integer(Int64Builder),
+    Float(Float64Builder),
+    Boolean(BooleanBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+}
+
+impl Builder {
+    fn new(ty: ColumnType, rows: usize) -> Self {
+        match ty {
+            ColumnType::Text | ColumnType::Json => {
+                Self::Text(StringBuilder::with_capacity(rows, rows * 16))
+            }
+            ColumnType::Integer => Self::Integer(Int64Builder::with_capacity(rows)),
+            ColumnType::Float => Self::Float(Float64Builder::with_capacity(rows)),
+            ColumnType::Boolean => Self::Boolean(BooleanBuilder::with_capacity(rows)),
+            ColumnType::Timestamp => {
+                Self::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows))
+            }
+            ColumnType::Date => Self::Date(Date32Builder::with_capacity(rows)),
+        }
+    }
+
+    /// Appends a cell, converted to the column's type the way DuckDB would cast it; a cell that
+    /// has no value of that type is NULL here (the vendor's record keeps it in `_raw`).
+    fn push(&mut self, cell: Option<&Cell>, ty: ColumnType) {
+        let cell = cell.unwrap_or(&Cell::Null);
+        match self {
+            Self::Text(b) => match (cell, ty) {
+                (Cell::Null, _) => b.append_null(),
+                (Cell::Text(s), ColumnType::Json) => {
+                    b.append_value(serde_json::Value::String(s.clone()).to_string());
+                }
+                (Cell::Text(s), _) => b.append_value(s),
+                (Cell::Json(v), _) => b.append_value(v.to_string()),
+                (Cell::Integer(i), _) => b.append_value(i.to_string()),
+                (Cell::Float(f), _) => b.append_value(f.to_string()),
+                (Cell::Boolean(v), _) => b.append_value(v.to_string()),
+                (Cell::Timestamp(t), _) => b.append_value(t.to_rfc3339()),
+                (Cell::Date(d), _) => b.append_value(d.to_string()),
+            },
+            Self::Integer(b) => match cell {
+                Cell::Integer(i) => b.append_value(*i),
+                Cell::Boolean(v) => b.append_value(i64::from(*v)),
+                Cell::Float(f) => b.append_option(float_to_int(*f)),
+                Cell::Text(s) => b.append_option(s.trim().parse().ok()),
+                _ => b.append_null(),
+            },
+            Self::Float(b) => match cell {
+                Cell::Float(f) => b.append_value(*f),
+                // Integers that large are not exact in a float column anyway.
+                #[allow(clippy::cast_precision_loss)]
+                Cell::Integer(i) => b.append_value(*i as f64),
+                Cell::Boolean(v) => b.append_value(f64::from(u8::from(*v))),
+                Cell::Text(s) => b.append_option(s.trim().parse().ok()),
+                _ => b.append_null(),
+            },
+            Self::Boolean(b) => match cell {
+                Cell::Boolean(v) => b.append_value(*v),
+                Cell::Integer(i) => b.append_value(*i != 0),
+                Cell::Text(s) => b.append_option(s.trim().parse().ok()),
+                _ => b.append_null(),
+            },
+            Self::Timestamp(b) => match cell {
+                Cell::Timestamp(t) => b.append_value(t.timestamp_micros()),
+                Cell::Text(s) => b.append_option(
+                    chrono::DateTime::parse_from_rfc3339(s.trim())
+                        .ok()
+                        .map(|t| t.timestamp_micros()),
+                ),
+                _ => b.append_null(),
+            },
+            Self::Date(b) => {
+                let date = match cell {
+                    Cell::Date(d) => Some(*d),
+                    Cell::Timestamp(t) => Some(t.date_naive()),
+                    Cell::Text(s) => s.trim().parse::<chrono::NaiveDate>().ok(),
+                    _ => None,
+                };
+                b.append_option(date.and_then(|d| {
+                    let days = d.signed_duration_since(chrono::NaiveDate::default());
+                    i32::try_from(days.num_days()).ok()
+                }));
+            }
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Self::Text(mut b) => Arc::new(b.finish()),
+            Self::Integer(mut b) => Arc::new(b.finish()),
+            Self::Float(mut b) => Arc::new(b.finish()),
+            Self::Boolean(mut b) => Arc::new(b.finish()),
+            Self::Timestamp(mut b) => Arc::new(b.finish()),
+            Self::Date(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// A float as an integer, rounded as DuckDB's cast rounds; `None` when out of range.
+fn float_to_int(f: f64) -> Option<i64> {
+    // 2^63 as f64 is exact; every float below it in magnitude fits an i64.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    let r = f.round();
+    #[allow(clippy::cast_possible_truncation)]
+    (r.is_finite() && r.abs() < LIMIT).then_some(r as i64)
+}
+
+fn arrow_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::Text | ColumnType::Json => DataType::Utf8,
+        ColumnType::Integer => DataType::Int64,
+        ColumnType::Float => DataType::Float64,
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+        ColumnType::Date => DataType::Date32,
+    }
+}
+
+/// The last version of each primary key in `rows`, in arrival order (`rows` itself when no key
+/// repeats, the common case).
+///
+/// Keys are compared as the text of their cells ([`write_key`]), hashed from one reused buffer:
+/// no allocation per row.
+pub(crate) fn last_versions<'r>(spec: &TableSpec, rows: &[&'r Row]) -> Vec<&'r Row> {
+    let hasher = foldhash::fast::RandomState::default();
+    let (mut key, mut other) = (String::new(), String::new());
+    // Hash of a key → the index of its latest version so far.
+    let mut latest: HashMap<u64, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(rows.len(), foldhash::fast::RandomState::default());
+    let mut superseded = vec![false; rows.len()];
+    let mut any = false;
+    for (i, row) in rows.iter().enumerate() {
+        write_key(spec, row, &mut key);
+        let slot = latest.entry(hasher.hash_one(key.as_str())).or_insert(i);
+        if *slot != i {
+            write_key(spec, rows[*slot], &mut other);
+            if other != key {
+                // Two keys share a 64-bit hash: settle it exactly, without hashes.
+                return last_versions_exact(spec, rows);
+            }
+            superseded[*slot] = true;
+            any = true;
+            *slot = i;
+        }
+    }
+    if !any {
+        return rows.to_vec();
+    }
+    rows.iter()
+        .zip(superseded)
+        .filter_map(|(row, old)| (!old).then_some(*row))
+        .collect()
+}
+
+/// [`last_versions`] by comparing whole keys, for the (astronomically rare) hash collision.
+fn last_versions_exact<'r>(spec: &TableSpec, rows: &[&'r Row]) -> Vec<&'r Row> {
+    let mut latest: HashMap<String, usize> = HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let mut key = String::new();
+        write_key(spec, row, &mut key);
+        latest.insert(key, i);
+    }
+    let mut keep = vec![false; rows.len()];
+    for i in latest.into_values() {
+        keep[i] = true;
+    }
+    rows.iter()
+        .zip(keep)
+        .filter_map(|(row, k)| k.then_some(*row))
+        .collect()
+}
+
+/// Writes a row's primary key into `out` (cleared first): each cell as the text of the value it
+/// lands as, so that an integer 7 and a text "7" in the same column are one key, and NULL as a
+/// marker of its own (NULL keys group together, as in SQL's `GROUP BY`).
+fn write_key(spec: &TableSpec, row: &Row, out: &mut String) {
+    use std::fmt::Write;
+    out.clear();
+    for (i, column) in spec.primary_key.iter().enumerate() {
+        let mut hint = i;
+        // A separator no vendor id holds, then `N` for NULL or `V` and the value.
+        out.push('\u{1f}');
+        let Some(cell) = cell_of(row, column, &mut hint).filter(|c| !c.is_null()) else {
+            out.push('N');
+            continue;
+        };
+        out.push('V');
+        // Writing into a String cannot fail.
+        let _ = match cell {
+            Cell::Null => Ok(()),
+            Cell::Text(s) => out.write_str(s),
+            Cell::Integer(i) => write!(out, "{i}"),
+            Cell::Float(f) => write!(out, "{f}"),
+            Cell::Boolean(b) => write!(out, "{b}"),
+            Cell::Timestamp(t) => write!(out, "{}", t.timestamp_micros()),
+            Cell::Date(d) => write!(out, "{d}"),
+            Cell::Json(v) => write!(out, "{v}"),
+        };
+    }
+}
+
+/// The staging table's columns for `rows`: the spec's columns, then `_raw` (the vendor's record,
+/// or the cells as JSON for derived rows) and `_same` (NULL, for the merge). `rows` must hold one version per key
+/// ([`last_versions`]).
+pub(crate) fn stage_batch(spec: &TableSpec, rows: &[&Row]) -> Result<RecordBatch, ArrowError> {
+    let mut fields: Vec<Field> = spec
+        .columns
+        .iter()
+        .map(|c| Field::new(c.name, arrow_type(c.ty), true))
+        .collect();
+    fields.push(Field::new("_raw", DataType::Utf8, true));
+    fields.push(Field::new("_same", DataType::Boolean, true));
+
+    let mut builders: Vec<Builder> = spec
+        .columns
+        .iter()
+        .map(|c| Builder::new(c.ty, rows.len()))
+        .collect();
+    let raw_bytes: usize = rows
+        .iter()
+        .map(|r| r.raw.as_ref().map_or(64, String::len))
+        .sum();
+    let mut raw = StringBuilder::with_capacity(rows.len(), raw_bytes);
+    // Where each column's cell was in the previous row: rows of one table are built by the same
+    // code, so the guess almost always holds and each lookup is one comparison.
+    let mut at: Vec<usize> = (0..spec.columns.len()).collect();
+    for row in rows {
+        for ((b, c), at) in builders.iter_mut().zip(&spec.columns).zip(&mut at) {
+            b.push(cell_of(row, c.name, at), c.ty);
+        }
+        match &row.raw {
+            Some(text) => raw.append_value(text),
+            None => raw.append_value(row.cells_json().to_string()),
+        }
+    }
+    let mut columns: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
+    columns.push(Arc::new(raw.finish()));
+    // Set by the merge for rows identical to the stored ones.
+    columns.push(Arc::new(BooleanArray::new_null(rows.len())));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+/// The cell of `column`: at `at` when the guess holds, else searched for (and `at` updated).
+fn cell_of<'r>(row: &'r Row, column: &str, at: &mut usize) -> Option<&'r Cell> {
+    if let Some((name, cell)) = row.cells.get(*at)
+        && *name == column
+    {
+        return Some(cell);
+    }
+    let k = row.cells.iter().position(|(name, _)| *name == column)?;
+    *at = k;
+    Some(&row.cells[k].1)
+}
+
+#[cfg(test)]
+mod tests {
+    use talkhouse_model::{Column, ColumnType as T, TableRef};
+
+    use super::*;
+
+    const TABLE: TableRef = TableRef::source("t");
+
+    fn spec() -> TableSpec {
+        TableSpec::new(
+            TABLE,
+            vec![
+                Column::new("a", T::Text),
+                Column::new("b", T::Integer),
+                Column::new("v", T::Text),
+            ],
+            &["a", "b"],
+        )
+    }
+
+    fn row(a: Option<&str>, b: Cell, v: &str) -> Row {
+        let mut r = Row::new(TABLE);
+        if let Some(a) = a {
+            r.put("a", a);
+        }
+        // Cells in another order than the spec's: lookups must still find them.
+        r.put("v", v);
+        r.put("b", b);
+        r
+    }
+
+    fn values(rows: &[&Row]) -> Vec<String> {
+        rows.iter()
+            .map(|r| match r.get("v") {
+                Some(Cell::Text(s)) => s.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn last_versions_keeps_the_last_of_each_key_in_arrival_order() {
+        let rows = [
+            row(Some("x"), Cell::Integer(1), "x1-old"),
+            row(Some("x"), Cell::Integer(2), "x2"),
+            row(None, Cell::Integer(1), "null-old"),
+            row(Some("x"), Cell::Text("1".into()), "x1-new"),
+            row(None, Cell::Integer(1), "null-new"),
+            row(Some("y"), Cell::Null, "y"),
+        ];
+        let refs: Vec<&Row> = rows.iter().collect();
+        assert_eq!(
+            values(&last_versions(&spec(), &refs)),
+            ["x2", "x1-new", "null-new", "y"],
+            "an integer 1 and a text \"1\" are one key; NULL keys group together"
+        );
+        assert_eq!(
+            values(&last_versions_exact(&spec(), &refs)),
+            values(&last_versions(&spec(), &refs))
+        );
+        let unique: Vec<&Row> = refs[..3].to_vec();
+        assert_eq!(last_versions(&spec(), &unique).len(), 3);
+    }
+
+    #[test]
+    fn stage_batch_finds_cells_in_any_order_and_converts_them() {
+        let rows = [
+            row(Some("x"), Cell::Integer(1), "one"),
+            row(Some("y"), Cell::Text("2".into()), "two"),
+        ];
+        let refs: Vec<&Row> = rows.iter().collect();
+        let batch = stage_batch(&spec(), &refs).expect("batch");
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.num_columns(), 5, "a, b, v, _raw, _same");
+        let b = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<duckdb::arrow::array::Int64Array>()
+            .expect("b is BIGINT");
+        assert_eq!((b.value(0), b.value(1)), (1, 2));
+    }
+}
