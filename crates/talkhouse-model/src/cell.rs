@@ -29,6 +29,24 @@ impl Cell {
         matches!(self, Cell::Null)
     }
 
+    /// The text a text or JSON column of type `ty` stores for this cell (JSON text in a JSON
+    /// column, so a plain string becomes a quoted JSON string); `None` for NULL.
+    pub fn column_text(&self, ty: crate::ColumnType) -> Option<String> {
+        Some(match self {
+            Cell::Null => return None,
+            Cell::Json(v) => v.to_string(),
+            Cell::Text(s) if ty == crate::ColumnType::Json => {
+                serde_json::Value::String(s.clone()).to_string()
+            }
+            Cell::Text(s) => s.clone(),
+            Cell::Integer(i) => i.to_string(),
+            Cell::Float(f) => f.to_string(),
+            Cell::Boolean(b) => b.to_string(),
+            Cell::Timestamp(t) => t.to_rfc3339(),
+            Cell::Date(d) => d.to_string(),
+        })
+    }
+
     /// The value as JSON, for `_raw`-less rows and for destinations without a native type.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;

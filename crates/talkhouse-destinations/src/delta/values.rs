@@ -81,7 +81,7 @@ pub(crate) fn column<'a>(
         ColumnType::Text | ColumnType::Json => {
             let mut b = StringBuilder::new();
             for c in cells {
-                b.append_option(c.and_then(|c| text_of(c, ty)));
+                b.append_option(c.and_then(|c| c.column_text(ty)));
             }
             Arc::new(b.finish())
         }
@@ -155,21 +155,6 @@ pub(crate) fn column<'a>(
 fn days(d: NaiveDate) -> i32 {
     let n = d.signed_duration_since(NaiveDate::default()).num_days();
     i32::try_from(n).unwrap_or(0)
-}
-
-/// Text of a cell for a text or JSON column, as the SQL destinations store it.
-fn text_of(c: &Cell, ty: ColumnType) -> Option<String> {
-    match c {
-        Cell::Null => None,
-        Cell::Json(v) => Some(v.to_string()),
-        Cell::Text(s) if ty == ColumnType::Json => Some(J::String(s.clone()).to_string()),
-        Cell::Text(s) => Some(s.clone()),
-        Cell::Integer(i) => Some(i.to_string()),
-        Cell::Float(f) => Some(f.to_string()),
-        Cell::Boolean(b) => Some(b.to_string()),
-        Cell::Timestamp(t) => Some(t.to_rfc3339()),
-        Cell::Date(d) => Some(d.to_string()),
-    }
 }
 
 /// The Arrow schema of `columns`.

@@ -49,17 +49,9 @@ impl Builder {
         let cell = cell.unwrap_or(&Cell::Null);
         match self {
             Self::Text(b) => match (cell, ty) {
-                (Cell::Null, _) => b.append_null(),
-                (Cell::Text(s), ColumnType::Json) => {
-                    b.append_value(serde_json::Value::String(s.clone()).to_string());
-                }
-                (Cell::Text(s), _) => b.append_value(s),
-                (Cell::Json(v), _) => b.append_value(v.to_string()),
-                (Cell::Integer(i), _) => b.append_value(i.to_string()),
-                (Cell::Float(f), _) => b.append_value(f.to_string()),
-                (Cell::Boolean(v), _) => b.append_value(v.to_string()),
-                (Cell::Timestamp(t), _) => b.append_value(t.to_rfc3339()),
-                (Cell::Date(d), _) => b.append_value(d.to_string()),
+                // Borrowed as it is: the common case, no copy.
+                (Cell::Text(s), ColumnType::Text) => b.append_value(s),
+                _ => b.append_option(cell.column_text(ty)),
             },
             Self::Integer(b) => match cell {
                 Cell::Integer(i) => b.append_value(*i),
@@ -203,21 +195,16 @@ fn write_key(spec: &TableSpec, row: &Row, out: &mut String) {
         let mut hint = i;
         // A separator no vendor id holds, then `N` for NULL or `V` and the value.
         out.push('\u{1f}');
-        let Some(cell) = cell_of(row, column, &mut hint).filter(|c| !c.is_null()) else {
-            out.push('N');
-            continue;
-        };
-        out.push('V');
         // Writing into a String cannot fail.
-        let _ = match cell {
-            Cell::Null => Ok(()),
-            Cell::Text(s) => out.write_str(s),
-            Cell::Integer(i) => write!(out, "{i}"),
-            Cell::Float(f) => write!(out, "{f}"),
-            Cell::Boolean(b) => write!(out, "{b}"),
-            Cell::Timestamp(t) => write!(out, "{}", t.timestamp_micros()),
-            Cell::Date(d) => write!(out, "{d}"),
-            Cell::Json(v) => write!(out, "{v}"),
+        let _ = match cell_of(row, column, &mut hint).unwrap_or(&Cell::Null) {
+            Cell::Null => out.write_char('N'),
+            Cell::Text(s) => write!(out, "V{s}"),
+            Cell::Integer(i) => write!(out, "V{i}"),
+            Cell::Float(f) => write!(out, "V{f}"),
+            Cell::Boolean(b) => write!(out, "V{b}"),
+            Cell::Timestamp(t) => write!(out, "V{}", t.timestamp_micros()),
+            Cell::Date(d) => write!(out, "V{d}"),
+            Cell::Json(v) => write!(out, "V{v}"),
         };
     }
 }
