@@ -231,12 +231,12 @@ pub(crate) fn stage_batch(spec: &TableSpec, rows: &[&Row]) -> Result<RecordBatch
         .map(|r| r.raw.as_ref().map_or(64, String::len))
         .sum();
     let mut raw = StringBuilder::with_capacity(rows.len(), raw_bytes);
-    // Where each column's cell was in the previous row: rows of one table are built by the same
-    // code, so the guess almost always holds and each lookup is one comparison.
-    let mut at: Vec<usize> = (0..spec.columns.len()).collect();
+    let mut slots = Slots::new(spec);
+    let mut cells: Vec<Option<&Cell>> = vec![None; spec.columns.len()];
     for row in rows {
-        for ((b, c), at) in builders.iter_mut().zip(&spec.columns).zip(&mut at) {
-            b.push(cell_of(row, c.name, at), c.ty);
+        slots.fill(row, &mut cells);
+        for ((b, c), cell) in builders.iter_mut().zip(&spec.columns).zip(&cells) {
+            b.push(*cell, c.ty);
         }
         match &row.raw {
             Some(text) => raw.append_value(text),
@@ -248,6 +248,55 @@ pub(crate) fn stage_batch(spec: &TableSpec, rows: &[&Row]) -> Result<RecordBatch
     // Set by the merge for rows identical to the stored ones.
     columns.push(Arc::new(BooleanArray::new_null(rows.len())));
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+/// Places a row's cells at their columns' positions in the spec.
+struct Slots<'s> {
+    spec: &'s TableSpec,
+    by_name: HashMap<&'s str, usize, foldhash::fast::RandomState>,
+    /// The column of each cell position in the previous row: rows of one table are built by the
+    /// same code, so the guess almost always holds and each cell costs one comparison.
+    guess: Vec<usize>,
+}
+
+impl<'s> Slots<'s> {
+    fn new(spec: &'s TableSpec) -> Self {
+        Self {
+            spec,
+            by_name: spec
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name, i))
+                .collect(),
+            guess: Vec::new(),
+        }
+    }
+
+    /// Sets `out[i]` to the row's cell of column `i`, `None` where the row has none (NULL).
+    /// Cells of columns the spec does not have are left out.
+    fn fill<'r>(&mut self, row: &'r Row, out: &mut [Option<&'r Cell>]) {
+        out.fill(None);
+        for (k, (name, cell)) in row.cells.iter().enumerate() {
+            let column = match self.guess.get(k) {
+                Some(&g) if self.spec.columns[g].name == *name => Some(g),
+                _ => {
+                    let found = self.by_name.get(name).copied();
+                    if let Some(i) = found {
+                        if k < self.guess.len() {
+                            self.guess[k] = i;
+                        } else if k == self.guess.len() {
+                            self.guess.push(i);
+                        }
+                    }
+                    found
+                }
+            };
+            if let Some(i) = column {
+                out[i] = Some(cell);
+            }
+        }
+    }
 }
 
 /// The cell of `column`: at `at` when the guess holds, else searched for (and `at` updated).
@@ -342,5 +391,47 @@ mod tests {
             .downcast_ref::<duckdb::arrow::array::Int64Array>()
             .expect("b is BIGINT");
         assert_eq!((b.value(0), b.value(1)), (1, 2));
+    }
+
+    #[test]
+    fn stage_batch_reads_rows_that_leave_different_columns_unset() {
+        // Unset columns are not stored, so the same column sits at different positions from
+        // row to row.
+        let rows = [
+            Row::new(TABLE).set("a", "x").set("b", 1).set("v", "one"),
+            Row::new(TABLE).set("a", "y").set("v", "two"),
+            Row::new(TABLE).set("v", "three").set("b", 3),
+            Row::new(TABLE).set("a", "z").set("b", 4).set("v", "four"),
+        ];
+        let refs: Vec<&Row> = rows.iter().collect();
+        let batch = stage_batch(&spec(), &refs).expect("batch");
+        let text = |col: usize| -> Vec<Option<String>> {
+            let a = batch
+                .column(col)
+                .as_any()
+                .downcast_ref::<duckdb::arrow::array::StringArray>()
+                .expect("text");
+            (0..a.len())
+                .map(|i| a.is_valid(i).then(|| a.value(i).to_owned()))
+                .collect()
+        };
+        use duckdb::arrow::array::Array;
+        let b = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<duckdb::arrow::array::Int64Array>()
+            .expect("b is BIGINT");
+        let b: Vec<Option<i64>> = (0..b.len())
+            .map(|i| b.is_valid(i).then(|| b.value(i)))
+            .collect();
+        assert_eq!(
+            text(0),
+            [Some("x".into()), Some("y".into()), None, Some("z".into())]
+        );
+        assert_eq!(b, [Some(1), None, Some(3), Some(4)]);
+        assert_eq!(
+            text(2),
+            ["one", "two", "three", "four"].map(|v| Some(v.to_owned()))
+        );
     }
 }

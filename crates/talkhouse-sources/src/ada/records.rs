@@ -343,7 +343,11 @@ mod tests {
                 r.get("body"),
                 Some(&Cell::Text("How do I reset my password?".into()))
             );
-            assert_eq!(r.get("review"), Some(&Cell::Null));
+            assert_eq!(
+                r.get("review"),
+                None,
+                "a null review leaves the column unset (NULL)"
+            );
             assert_eq!(
                 m.rows[1].get("sender_role"),
                 Some(&Cell::Text("customer".into()))
