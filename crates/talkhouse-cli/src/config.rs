@@ -57,6 +57,10 @@ pub struct DestinationConfig {
     /// Delta Lake root (local folder or object store URL).
     #[serde(default)]
     pub root: Option<String>,
+    /// DuckDB only: the most memory DuckDB may use (`"1GB"`, `"512MB"`); beyond it, it writes
+    /// to disk. DuckDB's own default is 80% of the machine's memory.
+    #[serde(default)]
+    pub memory_limit: Option<String>,
 }
 
 fn default_kind() -> String {
@@ -70,6 +74,7 @@ impl Default for DestinationConfig {
             path: None,
             url: None,
             root: None,
+            memory_limit: None,
         }
     }
 }
@@ -298,6 +303,17 @@ impl Config {
                 Some("root = \"warehouse-delta\" (a folder), or \"s3://bucket/prefix\""),
             ));
         }
+        if raw.destination.kind != "duckdb" && raw.destination.memory_limit.is_some() {
+            return Err(err(
+                find_key_line(&text, "destination", Some("memory_limit")),
+                Some("destination.memory_limit".into()),
+                format!(
+                    "`memory_limit` is a DuckDB setting; this destination is {}",
+                    raw.destination.kind
+                ),
+                Some("remove it, or use kind = \"duckdb\""),
+            ));
+        }
         let mut sources = Vec::new();
         for (name, mut table) in raw.sources {
             let vendor = match table.remove("vendor") {
@@ -453,8 +469,11 @@ pub async fn open_destination(d: &DestinationConfig) -> anyhow::Result<Arc<dyn D
                 .path
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("warehouse.duckdb"));
+            let options = talkhouse_destinations::duckdb::DuckDbOptions {
+                memory_limit: d.memory_limit.clone(),
+            };
             Ok(Arc::new(
-                talkhouse_destinations::duckdb::DuckDbDestination::open(&path)?,
+                talkhouse_destinations::duckdb::DuckDbDestination::open_with(&path, &options)?,
             ))
         }
         #[cfg(not(feature = "duckdb"))]
@@ -512,5 +531,16 @@ mod tests {
         let c = parse("[destination]\nkind = \"postgres\"\nurl = \"postgres://u:hunter2@h/db\"\n")
             .expect("valid");
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn memory_limit_is_a_duckdb_setting() {
+        let c = parse("[destination]\nmemory_limit = \"1GB\"\n").expect("valid");
+        assert_eq!(c.destination.memory_limit.as_deref(), Some("1GB"));
+        let e = parse("[destination]\nkind = \"delta\"\nroot = \"d\"\nmemory_limit = \"1GB\"\n")
+            .expect_err("not for delta");
+        assert_eq!(e.key.as_deref(), Some("destination.memory_limit"));
+        assert_eq!(e.line, Some(4));
+        assert!(e.to_string().contains("hint:"));
     }
 }

@@ -71,6 +71,7 @@ async fn main() {
                 erasures: vec![],
                 quarantine: vec![],
                 state: Some(serde_json::json!({ "done": from + batch })),
+                more_follows: false,
             };
             dest.commit(commit).await.expect("commit");
             from += batch;

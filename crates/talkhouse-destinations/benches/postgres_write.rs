@@ -105,6 +105,7 @@ async fn main() {
                     erasures: Vec::new(),
                     quarantine: Vec::new(),
                     state: Some(serde_json::json!({ "done": to })),
+                    more_follows: false,
                 };
                 let start = Instant::now();
                 written += dest.commit(commit).await?.rows_written;

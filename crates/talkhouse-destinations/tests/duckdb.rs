@@ -210,6 +210,7 @@ async fn erasure_modes_and_new_columns() {
         ],
         quarantine: vec![],
         state: None,
+        more_follows: false,
     };
     let stats = d.commit(commit).await.expect("commit");
     assert_eq!(stats.rows_erased, 3);
@@ -246,6 +247,7 @@ fn merge_commit(rows: Vec<talkhouse_model::Row>, at: chrono::DateTime<chrono::Ut
         erasures: vec![],
         quarantine: vec![],
         state: None,
+        more_follows: false,
     }
 }
 
@@ -384,4 +386,119 @@ async fn the_merge_keeps_identical_rows_replaces_changed_ones_and_whole_groups()
         [("a".to_owned(), 0, true), ("b".to_owned(), 0, true)],
         "a's second child is gone, its first untouched; b's group was not in the batch"
     );
+}
+
+#[tokio::test]
+async fn memory_limit_is_applied_and_a_bad_one_is_refused_clearly() {
+    use talkhouse_destinations::duckdb::DuckDbOptions;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("w.duckdb");
+    let options = DuckDbOptions {
+        memory_limit: Some("300MB".into()),
+    };
+    let dest = DuckDbDestination::open_with(&path, &options).expect("open");
+    let rows = dest
+        .query("SELECT current_setting('memory_limit') AS m")
+        .await
+        .expect("query");
+    // DuckDB reports the limit in its own units (300MB is 286.1 MiB).
+    let shown = rows[0]["m"].as_str().unwrap_or_default().to_owned();
+    assert!(shown.contains("286"), "memory_limit is {shown}");
+    drop(dest);
+    let bad = DuckDbOptions {
+        memory_limit: Some("lots".into()),
+    };
+    let e = DuckDbDestination::open_with(&path, &bad).expect_err("refused");
+    let text = e.to_string();
+    assert!(
+        text.contains("memory_limit") && text.contains("512MB"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn commits_that_say_more_follow_land_together_or_not_at_all() {
+    use talkhouse_model::{Column, ColumnType as T, Row, TableRef};
+    const ITEM: TableRef = TableRef::source("item");
+    const UNPREPARED: TableRef = TableRef::source("nowhere");
+    let specs = vec![TableSpec::new(
+        ITEM,
+        vec![Column::new("id", T::Integer)],
+        &["id"],
+    )];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("w.duckdb");
+    let item = |id: i64| {
+        Row::new(ITEM)
+            .set("id", id)
+            .with_raw(format!("{{\"id\":{id}}}"))
+    };
+    let batch = |load: &str, ids: std::ops::Range<i64>, more: bool| Commit {
+        load_id: load.into(),
+        rows: ids.clone().map(item).collect(),
+        state: Some(serde_json::json!({ "upto": ids.end })),
+        more_follows: more,
+        ..merge_commit(Vec::new(), chrono::Utc::now())
+    };
+    async fn count(d: &DuckDbDestination) -> i64 {
+        let rows = d.query("SELECT count(*) AS n FROM m.item").await;
+        rows.expect("count")[0]["n"].as_i64().unwrap_or(-1)
+    }
+
+    // 1. Two deferred commits and a crash (the process ends with the group open): neither
+    //    their rows nor their cursor are there.
+    {
+        let d = DuckDbDestination::open(&path).expect("open");
+        d.init().await.expect("init");
+        d.prepare("m", &specs).await.expect("prepare");
+        d.commit(batch("a", 0..10, true)).await.expect("commit");
+        d.commit(batch("a", 10..20, true)).await.expect("commit");
+    }
+    let d = DuckDbDestination::open(&path).expect("reopen");
+    assert_eq!(count(&d).await, 0, "an open group is lost whole");
+    assert_eq!(d.read_state("m", "s").await.expect("state"), None);
+    d.prepare("m", &specs).await.expect("prepare");
+
+    // 2. Deferred commits, then the load's last: all durable.
+    d.commit(batch("b", 0..10, true)).await.expect("commit");
+    d.commit(batch("b", 10..20, false)).await.expect("commit");
+    drop(d);
+    let d = DuckDbDestination::open(&path).expect("reopen");
+    assert_eq!(count(&d).await, 20);
+    assert_eq!(
+        d.read_state("m", "s").await.expect("state"),
+        Some(serde_json::json!({ "upto": 20 }))
+    );
+    d.prepare("m", &specs).await.expect("prepare");
+
+    // 3. Another call (a query) makes a deferred commit durable.
+    d.commit(batch("c", 20..30, true)).await.expect("commit");
+    assert_eq!(count(&d).await, 30);
+    drop(d);
+    let d = DuckDbDestination::open(&path).expect("reopen");
+    assert_eq!(count(&d).await, 30);
+    d.prepare("m", &specs).await.expect("prepare");
+
+    // 4. A failed commit rolls its group back; the load whose deferred commit was lost is
+    //    refused from then on, other loads go on.
+    d.commit(batch("d", 30..40, true)).await.expect("commit");
+    let mut failing = batch("e", 40..41, true);
+    failing.rows.push(Row::new(UNPREPARED).set("id", 1));
+    d.commit(failing)
+        .await
+        .expect_err("a table that was not prepared");
+    let refused = d
+        .commit(batch("d", 40..50, false))
+        .await
+        .expect_err("refused");
+    assert!(refused.to_string().contains("rolled back"), "{refused}");
+    assert_eq!(count(&d).await, 30, "the group of d and e was rolled back");
+    assert_eq!(
+        d.read_state("m", "s").await.expect("state"),
+        Some(serde_json::json!({ "upto": 30 }))
+    );
+    d.commit(batch("f", 30..50, false))
+        .await
+        .expect("a new load");
+    assert_eq!(count(&d).await, 50);
 }

@@ -23,6 +23,13 @@ pub struct Commit {
     pub quarantine: Vec<Quarantined>,
     /// The stream's new cursor, if it moved.
     pub state: Option<serde_json::Value>,
+    /// More commits of this load follow at once (a bulk load, cut into batches by size). A
+    /// destination may then make this commit durable together with the next ones rather than
+    /// on its own, as long as it stays atomic with its cursor: after a crash, the rows and the
+    /// cursor of a commit are both there or both not. Everything must be durable once a commit
+    /// without it, or any other call, returns. When `false` (a stream's last batch, a batch
+    /// closed by age, a pushed event), the commit is durable when `commit` returns.
+    pub more_follows: bool,
 }
 
 /// What a commit changed.
@@ -129,7 +136,8 @@ pub trait Destination: Send + Sync {
         source: &str,
         stream: &str,
     ) -> Result<Option<serde_json::Value>, DestinationError>;
-    /// Writes rows, erasures, quarantine and the cursor in one transaction.
+    /// Writes rows, erasures, quarantine and the cursor in one transaction (durable on return
+    /// unless [`Commit::more_follows`] lets it wait for the next commits).
     async fn commit(&self, commit: Commit) -> Result<CommitStats, DestinationError>;
     /// Inserts or updates a row of `talkhouse.loads`.
     async fn record_load(&self, load: &LoadRecord) -> Result<(), DestinationError>;

@@ -264,10 +264,13 @@ impl Pending {
         }
     }
 
+    /// Whether the batch reached its row or byte cap: a bulk read, with more to come.
+    fn full_by_size(&self, cfg: &BatchConfig) -> bool {
+        self.rows.len() >= cfg.max_rows || self.bytes >= cfg.max_bytes
+    }
+
     fn full(&self, cfg: &BatchConfig) -> bool {
-        self.rows.len() >= cfg.max_rows
-            || self.bytes >= cfg.max_bytes
-            || self.since.is_some_and(|t| t.elapsed() >= cfg.max_age)
+        self.full_by_size(cfg) || self.since.is_some_and(|t| t.elapsed() >= cfg.max_age)
     }
 }
 
@@ -284,30 +287,92 @@ struct StreamRun<'a> {
 /// A batch being committed while the next one fills.
 type CommitFuture<'a> = futures::future::BoxFuture<'a, Result<(), DestinationError>>;
 
+/// The rows of a batch: as they are, or being enriched on a blocking thread.
+enum Rows {
+    Ready(Vec<Row>),
+    Enriching(tokio::task::JoinHandle<Vec<Row>>),
+}
+
+/// What one commit writes, taken from [`Pending`].
+struct Batch {
+    rows: Rows,
+    erasures: Vec<Erasure>,
+    quarantine: Vec<Quarantined>,
+    state: Option<serde_json::Value>,
+    /// See [`Commit::more_follows`].
+    more_follows: bool,
+}
+
+impl Batch {
+    /// A commit of nothing that makes the ones before it durable.
+    fn closing() -> Self {
+        Self {
+            rows: Rows::Ready(Vec::new()),
+            erasures: Vec::new(),
+            quarantine: Vec::new(),
+            state: None,
+            more_follows: false,
+        }
+    }
+}
+
 impl<'a> StreamRun<'a> {
-    /// Starts committing what is pending (nothing when it is empty). The commit runs while the
-    /// caller reads on, and must finish before the next one starts, so batches and their cursors
-    /// land in order.
-    fn start_flush(&self, pending: &mut Pending) -> Option<CommitFuture<'a>> {
+    /// Takes what is pending as a batch (`None` when nothing is) and starts enriching its model
+    /// rows on a thread of their own: the enrichment runs while the previous batch commits and
+    /// the source reads on.
+    fn take_batch(&self, pending: &mut Pending, more_follows: bool) -> Option<Batch> {
         if pending.is_empty() {
             return None;
         }
         let p = std::mem::take(pending);
-        let n_rows = p.rows.len();
-        let n_quarantine = p.quarantine.len();
-        let commit = Commit {
-            source: self.source.to_owned(),
-            stream: self.stream.to_owned(),
-            load_id: self.load_id.clone(),
-            synced_at: Utc::now(),
-            rows: p.rows,
+        let rows = match self.opts.enricher.clone() {
+            Some(enricher) if p.rows.iter().any(|r| r.table.model) => {
+                let mut rows = p.rows;
+                Rows::Enriching(tokio::task::spawn_blocking(move || {
+                    for row in rows.iter_mut().filter(|r| r.table.model) {
+                        enricher.enrich(row);
+                    }
+                    rows
+                }))
+            }
+            _ => Rows::Ready(p.rows),
+        };
+        Some(Batch {
+            rows,
             erasures: p.erasures,
             quarantine: p.quarantine,
             state: p.state,
-        };
+            more_follows,
+        })
+    }
+
+    /// Starts committing a batch once its enrichment is done. The commit runs while the caller
+    /// reads on, and must finish before the next one starts, so batches and their cursors land
+    /// in order.
+    fn start_commit(&self, batch: Batch) -> CommitFuture<'a> {
         let (dest, opts, source, stream) = (self.dest, self.opts, self.source, self.stream);
         let (rows, quarantined) = (self.rows, self.quarantined);
-        Some(Box::pin(async move {
+        let (load_id, synced_source) = (self.load_id.clone(), self.source.to_owned());
+        Box::pin(async move {
+            let batch_rows = match batch.rows {
+                Rows::Ready(rows) => rows,
+                Rows::Enriching(task) => task
+                    .await
+                    .map_err(|e| DestinationError::query("enriching rows", e))?,
+            };
+            let n_rows = batch_rows.len();
+            let n_quarantine = batch.quarantine.len();
+            let commit = Commit {
+                source: synced_source,
+                stream: stream.to_owned(),
+                load_id,
+                synced_at: Utc::now(),
+                rows: batch_rows,
+                erasures: batch.erasures,
+                quarantine: batch.quarantine,
+                state: batch.state,
+                more_follows: batch.more_follows,
+            };
             let stats = dest.commit(commit).await?;
             tracing::debug!(
                 rows = n_rows,
@@ -320,16 +385,21 @@ impl<'a> StreamRun<'a> {
                 p.committed(source, stream, rows, quarantined);
             }
             Ok(())
-        }))
+        })
+    }
+
+    /// Commits what is pending as the stream's last batch; when nothing is pending but the
+    /// previous commit may still wait for more (`deferred`), an empty commit makes it durable.
+    fn start_final_flush(&self, pending: &mut Pending, deferred: bool) -> Option<CommitFuture<'a>> {
+        self.take_batch(pending, false)
+            .or_else(|| deferred.then(Batch::closing))
+            .map(|b| self.start_commit(b))
     }
 
     fn accept_group(&mut self, mut group: Vec<Row>, pending: &mut Pending) {
         for row in &mut group {
             if row.table.model {
                 row.put("source", Cell::Text(self.source.to_owned()));
-                if let Some(e) = &self.opts.enricher {
-                    e.enrich(row);
-                }
             } else {
                 self.rows += 1;
             }
@@ -452,6 +522,9 @@ async fn consume(
     // At most one batch is being committed while the next one fills: reading and parsing
     // overlap with the destination's work.
     let mut inflight: Option<CommitFuture<'_>> = None;
+    // Whether the last commit started said more follow: the stream then ends with a commit
+    // that does not, even an empty one.
+    let mut deferred = false;
     loop {
         let next = match inflight.as_mut() {
             Some(commit) => tokio::select! {
@@ -494,6 +567,12 @@ async fn consume(
             }
         }
         if pending.full(&opts.batch) {
+            // Enrichment of this batch starts before the previous commit is awaited: the two run
+            // side by side. A batch closed by size says more follow (the destination may make
+            // it durable with the next ones); one closed by age is durable on its own.
+            let more_follows = pending.full_by_size(&opts.batch);
+            deferred = more_follows;
+            let batch = run.take_batch(&mut pending, more_follows);
             if let Some(commit) = inflight.take()
                 && let Err(e) = commit.await
             {
@@ -501,7 +580,7 @@ async fn consume(
                 commit_failed = true;
                 break;
             }
-            inflight = run.start_flush(&mut pending);
+            inflight = batch.map(|b| run.start_commit(b));
         }
     }
     drop(events);
@@ -513,7 +592,7 @@ async fn consume(
             flushed = commit.await;
         }
         if flushed.is_ok()
-            && let Some(commit) = run.start_flush(&mut pending)
+            && let Some(commit) = run.start_final_flush(&mut pending, deferred)
         {
             flushed = commit.await;
         }

@@ -144,3 +144,48 @@ async fn model_rows_get_the_source_name() {
                 == Some(&talkhouse_model::Cell::Text("counter_eu".into())))
     );
 }
+
+/// Marks each model row with the length of its body: a stand-in for sentiment scoring.
+struct BodyLength;
+
+impl talkhouse_sync::Enricher for BodyLength {
+    fn enrich(&self, row: &mut talkhouse_model::Row) {
+        let len = row
+            .get("body")
+            .and_then(talkhouse_model::Cell::as_str)
+            .map(str::len);
+        if let Some(len) = len {
+            row.put("sentiment", len as f64);
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_model_row_is_enriched_exactly_once_across_batches() {
+    let dest = Arc::new(MemoryDestination::new());
+    // 1,003 records in pages of 100, batches of 64 rows: enrichment of one batch overlaps the
+    // commit of the one before, and the last, partial batch is enriched too.
+    let src = Arc::new(CounterSource::new("counter", 1003, 100));
+    let options = SyncOptions {
+        enricher: Some(Arc::new(BodyLength)),
+        ..opts(64)
+    };
+    assert!(sync_source(src, dest.clone(), &options).await.ok());
+    let rows = dest.rows("talkhouse", "model_messages");
+    assert_eq!(rows.len(), 1003);
+    for r in &rows {
+        let body = r.cells.get("body").and_then(talkhouse_model::Cell::as_str);
+        let expected = body.map(|b| talkhouse_model::Cell::Float(b.len() as f64));
+        assert_eq!(r.cells.get("sentiment"), expected.as_ref(), "{r:?}");
+    }
+    assert_eq!(
+        dest.count("counter", "items"),
+        1003,
+        "vendor rows are not enriched"
+    );
+    assert!(
+        dest.rows("counter", "items")
+            .iter()
+            .all(|r| !r.cells.contains_key("sentiment"))
+    );
+}

@@ -125,6 +125,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                         .collect(),
                     quarantine: Vec::new(),
                     state: None,
+                    more_follows: false,
                 })
                 .await?;
             if stats.rows_erased > 0 {

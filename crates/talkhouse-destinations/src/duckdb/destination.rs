@@ -1,8 +1,9 @@
 //! [`DuckDbDestination`]: the Destination implementation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use duckdb::types::Value;
 use duckdb::{Connection, params};
@@ -20,8 +21,105 @@ type Result<T> = std::result::Result<T, DestinationError>;
 /// A DuckDB warehouse file (or an in-memory database for tests).
 pub struct DuckDbDestination {
     target: String,
-    conn: Arc<Mutex<Connection>>,
+    session: Arc<Mutex<Session>>,
     specs: Arc<Mutex<HashMap<(String, String), TableSpec>>>,
+}
+
+/// A group is made durable once it holds this many rows…
+const GROUP_MAX_ROWS: usize = 2_000_000;
+/// …or has been open this long.
+const GROUP_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// Commits that said more follow, in one open transaction: DuckDB writes a large transaction's
+/// full row groups straight to the file, compressed, where small transactions each go through
+/// the write-ahead log and a checkpoint (measured: half the time for a bulk load).
+struct Group {
+    rows: usize,
+    since: Instant,
+    /// Load ids with commits in the group.
+    loads: HashSet<String>,
+}
+
+/// The connection and what is open on it.
+struct Session {
+    conn: Connection,
+    group: Option<Group>,
+    /// Loads whose deferred commits were rolled back with a failed one: their later commits are
+    /// refused, so their cursors never pass the lost rows.
+    poisoned: HashSet<String>,
+}
+
+impl Session {
+    /// Makes the open group durable (nothing to do without one). When that fails, its
+    /// commits are rolled back and their loads refused from then on.
+    fn settle(&mut self) -> Result<()> {
+        let Some(group) = self.group.take() else {
+            return Ok(());
+        };
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            // Best effort: DuckDB may have rolled back already.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.poisoned.extend(group.loads);
+            return Err(DestinationError::query("committing", e));
+        }
+        Ok(())
+    }
+
+    /// Rolls back the open group after a failed commit and refuses its loads from then on.
+    fn abort(&mut self, load_id: &str) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+        if let Some(group) = self.group.take() {
+            self.poisoned.extend(group.loads);
+        }
+        self.poisoned.insert(load_id.to_owned());
+    }
+
+    /// Writes one commit, in the open group or a new one, and settles the group when the commit
+    /// is the last of its load or the group is big or old enough.
+    fn commit(
+        &mut self,
+        specs: &HashMap<(String, String), TableSpec>,
+        commit: &Commit,
+    ) -> Result<CommitStats> {
+        if self.poisoned.contains(&commit.load_id) {
+            return Err(DestinationError::query(
+                "committing",
+                "an earlier batch of this load was rolled back with a failed commit; the cursor \
+                 was not stored past it, so the next sync reads those records again",
+            ));
+        }
+        if self.group.is_none() {
+            self.conn
+                .execute_batch("BEGIN TRANSACTION")
+                .map_err(db_err("starting a transaction"))?;
+            self.group = Some(Group {
+                rows: 0,
+                since: Instant::now(),
+                loads: HashSet::new(),
+            });
+        }
+        let stats = match apply_commit(&self.conn, specs, commit) {
+            Ok(stats) => stats,
+            Err(e) => {
+                self.abort(&commit.load_id);
+                return Err(e);
+            }
+        };
+        let due = match self.group.as_mut() {
+            Some(g) => {
+                g.rows += commit.rows.len();
+                g.loads.insert(commit.load_id.clone());
+                !commit.more_follows
+                    || g.rows >= GROUP_MAX_ROWS
+                    || g.since.elapsed() >= GROUP_MAX_AGE
+            }
+            None => true,
+        };
+        if due {
+            self.settle()?;
+        }
+        Ok(stats)
+    }
 }
 
 impl std::fmt::Debug for DuckDbDestination {
@@ -48,12 +146,28 @@ fn naive_micros(t: chrono::DateTime<chrono::Utc>) -> Value {
     Value::Timestamp(duckdb::types::TimeUnit::Microsecond, t.timestamp_micros())
 }
 
+/// Settings of a DuckDB warehouse beyond its file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DuckDbOptions {
+    /// DuckDB's `memory_limit` (`"1GB"`, `"512MB"`): past it DuckDB evicts its buffers and
+    /// spills to disk. `None` keeps DuckDB's default, 80% of the machine's memory.
+    pub memory_limit: Option<String>,
+}
+
 impl DuckDbDestination {
-    /// Opens (or creates) a warehouse file.
+    /// Opens (or creates) a warehouse file with DuckDB's default settings.
     ///
     /// # Errors
     /// When the file cannot be opened, for instance because another process holds it.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, &DuckDbOptions::default())
+    }
+
+    /// Opens (or creates) a warehouse file.
+    ///
+    /// # Errors
+    /// When the file cannot be opened (another process holds it), or a setting is refused.
+    pub fn open_with(path: &Path, options: &DuckDbOptions) -> Result<Self> {
         let target = path.display().to_string();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| DestinationError::Connect {
@@ -78,6 +192,18 @@ impl DuckDbDestination {
             }
         };
         let conn = Connection::open_in_memory().map_err(connect_err)?;
+        if let Some(limit) = &options.memory_limit {
+            conn.execute_batch(&format!(
+                "SET memory_limit = {}",
+                crate::quote_literal(limit)
+            ))
+            .map_err(|e| DestinationError::Connect {
+                target: target.clone(),
+                message: format!(
+                    "memory_limit {limit:?} refused: {e} (give a size such as \"1GB\" or \"512MB\")"
+                ),
+            })?;
+        }
         conn.execute_batch(&format!(
             "ATTACH {} AS {WAREHOUSE_CATALOG}; USE {WAREHOUSE_CATALOG};",
             crate::quote_literal(&path.to_string_lossy())
@@ -101,11 +227,36 @@ impl DuckDbDestination {
     fn with_connection(target: String, conn: Connection) -> Self {
         Self {
             target,
-            conn: Arc::new(Mutex::new(conn)),
+            session: Arc::new(Mutex::new(Session {
+                conn,
+                group: None,
+                poisoned: HashSet::new(),
+            })),
             specs: Arc::default(),
         }
     }
 
+    /// Runs `f` on the session on a blocking thread.
+    async fn with_session<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Session, &Mutex<HashMap<(String, String), TableSpec>>) -> Result<T>
+            + Send
+            + 'static,
+    {
+        let session = self.session.clone();
+        let specs = self.specs.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = session
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut guard, &specs)
+        })
+        .await
+        .map_err(|e| DestinationError::query("duckdb worker", e))?
+    }
+
+    /// Runs `f` on the connection once any open group of commits is durable.
     async fn blocking<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -113,16 +264,11 @@ impl DuckDbDestination {
             + Send
             + 'static,
     {
-        let conn = self.conn.clone();
-        let specs = self.specs.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            f(&mut guard, &specs)
+        self.with_session(move |session, specs| {
+            session.settle()?;
+            f(&mut session.conn, specs)
         })
         .await
-        .map_err(|e| DestinationError::query("duckdb worker", e))?
     }
 }
 
@@ -517,16 +663,12 @@ impl Destination for DuckDbDestination {
     }
 
     async fn commit(&self, commit: Commit) -> Result<CommitStats> {
-        self.blocking(move |conn, specs| {
+        self.with_session(move |session, specs| {
             let specs = specs
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone();
-            let tx = conn
-                .transaction()
-                .map_err(db_err("starting a transaction"))?;
-            let stats = apply_commit(&tx, &specs, &commit)?;
-            tx.commit().map_err(db_err("committing"))?;
+            let stats = session.commit(&specs, &commit)?;
             drop_elsewhere(commit);
             Ok(stats)
         })

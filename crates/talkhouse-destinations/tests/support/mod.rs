@@ -335,6 +335,7 @@ pub fn commit(source: &str, n: u32, rows: Vec<Row>, erasures: Vec<Erasure>) -> C
         erasures,
         quarantine: Vec::new(),
         state: Some(json!({ "n": n })),
+        more_follows: false,
     }
 }
 

@@ -465,6 +465,7 @@ async fn apply(src: &dyn Source, dest: &MemoryDestination, payload: Value) {
         erasures: Vec::new(),
         quarantine: Vec::new(),
         state: None,
+        more_follows: false,
     };
     for e in events {
         match e {
