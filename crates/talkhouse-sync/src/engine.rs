@@ -352,7 +352,7 @@ impl<'a> StreamRun<'a> {
     fn start_commit(&self, batch: Batch) -> CommitFuture<'a> {
         let (dest, opts, source, stream) = (self.dest, self.opts, self.source, self.stream);
         let (rows, quarantined) = (self.rows, self.quarantined);
-        let (load_id, synced_source) = (self.load_id.clone(), self.source.to_owned());
+        let load_id = self.load_id.clone();
         Box::pin(async move {
             let batch_rows = match batch.rows {
                 Rows::Ready(rows) => rows,
@@ -363,7 +363,7 @@ impl<'a> StreamRun<'a> {
             let n_rows = batch_rows.len();
             let n_quarantine = batch.quarantine.len();
             let commit = Commit {
-                source: synced_source,
+                source: source.to_owned(),
                 stream: stream.to_owned(),
                 load_id,
                 synced_at: Utc::now(),

@@ -191,12 +191,11 @@ fn last_versions_exact<'r>(spec: &TableSpec, rows: &[&'r Row]) -> Vec<&'r Row> {
 fn write_key(spec: &TableSpec, row: &Row, out: &mut String) {
     use std::fmt::Write;
     out.clear();
-    for (i, column) in spec.primary_key.iter().enumerate() {
-        let mut hint = i;
+    for column in &spec.primary_key {
         // A separator no vendor id holds, then `N` for NULL or `V` and the value.
         out.push('\u{1f}');
         // Writing into a String cannot fail.
-        let _ = match cell_of(row, column, &mut hint).unwrap_or(&Cell::Null) {
+        let _ = match row.get(column).unwrap_or(&Cell::Null) {
             Cell::Null => out.write_char('N'),
             Cell::Text(s) => write!(out, "V{s}"),
             Cell::Integer(i) => write!(out, "V{i}"),
@@ -297,18 +296,6 @@ impl<'s> Slots<'s> {
             }
         }
     }
-}
-
-/// The cell of `column`: at `at` when the guess holds, else searched for (and `at` updated).
-fn cell_of<'r>(row: &'r Row, column: &str, at: &mut usize) -> Option<&'r Cell> {
-    if let Some((name, cell)) = row.cells.get(*at)
-        && *name == column
-    {
-        return Some(cell);
-    }
-    let k = row.cells.iter().position(|(name, _)| *name == column)?;
-    *at = k;
-    Some(&row.cells[k].1)
 }
 
 #[cfg(test)]
