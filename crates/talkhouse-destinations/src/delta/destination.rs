@@ -429,6 +429,7 @@ impl DeltaDestination {
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", MODEL_SCHEMA);
         let ctx = SessionContext::new_with_config(config);
+        ctx.register_udaf(super::percentile::percentile_cont());
         let mut schemas: HashSet<String> = HashSet::new();
         let mut tables: Vec<String> = bookkeeping()
             .iter()

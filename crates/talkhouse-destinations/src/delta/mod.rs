@@ -28,6 +28,8 @@
 //! # Reads
 //! `query` runs DataFusion SQL over every table in the catalog (registered as
 //! `schema.table`, with `information_schema`) and the stored views, each at its latest version.
+//! `percentile_cont` is exact there, as in PostgreSQL and DuckDB (DataFusion's own rounds its
+//! interpolation weight to six decimals).
 //!
 //! # Quirks
 //! * One writing process per root: commits within a process are serialised; a second process
@@ -42,6 +44,7 @@
 
 mod config;
 mod destination;
+mod percentile;
 mod values;
 
 pub use destination::DeltaDestination;
