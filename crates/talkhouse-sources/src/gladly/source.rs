@@ -584,6 +584,9 @@ impl GladlySource {
             .and_then(|r| FileKind::parse(&r.file))
             .and_then(|k| FileKind::ALL.iter().position(|x| *x == k));
         let mut ids = JobIds::default();
+        // Only the API's enrichment streams read the ids; a folder load (`load --dir`) keeps
+        // none, so its memory does not grow with the file.
+        let note_ids = self.api.is_some() && resume.is_none();
         tracing::info!(job = %job.id, "loading export job");
         for (idx, kind) in FileKind::ALL.into_iter().enumerate() {
             if resume_idx.is_some_and(|r| idx < r) {
@@ -613,7 +616,9 @@ impl GladlySource {
                 }
                 match records::line_rows(kind, text.trim(), Some(&tag)) {
                     Ok((v, rows)) => {
-                        ids.note(kind, &v);
+                        if note_ids {
+                            ids.note(kind, &v);
+                        }
                         if n > skip {
                             em.emit(Event::Records(rows)).await?;
                         }
@@ -642,7 +647,7 @@ impl GladlySource {
         state.jobs.insert(job.id.clone(), job.stamp.clone());
         em.emit(Event::Checkpoint(to_json(state))).await?;
         // A resumed job skipped files: its ids are incomplete, enrichment reads the files again.
-        if self.api.is_some() && resume.is_none() {
+        if note_ids {
             self.cache
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
