@@ -61,6 +61,10 @@ pub struct DestinationConfig {
     /// to disk. DuckDB's own default is 80% of the machine's memory.
     #[serde(default)]
     pub memory_limit: Option<String>,
+    /// DuckDB only: its worker threads while it writes a batch. By default one core is left to
+    /// talkhouse's own parsing of the next batch; queries use all of DuckDB's threads.
+    #[serde(default)]
+    pub write_threads: Option<usize>,
 }
 
 fn default_kind() -> String {
@@ -75,6 +79,7 @@ impl Default for DestinationConfig {
             url: None,
             root: None,
             memory_limit: None,
+            write_threads: None,
         }
     }
 }
@@ -303,15 +308,29 @@ impl Config {
                 Some("root = \"warehouse-delta\" (a folder), or \"s3://bucket/prefix\""),
             ));
         }
-        if raw.destination.kind != "duckdb" && raw.destination.memory_limit.is_some() {
+        let duckdb_only = [
+            ("memory_limit", raw.destination.memory_limit.is_some()),
+            ("write_threads", raw.destination.write_threads.is_some()),
+        ];
+        for (key, set) in duckdb_only {
+            if set && raw.destination.kind != "duckdb" {
+                return Err(err(
+                    find_key_line(&text, "destination", Some(key)),
+                    Some(format!("destination.{key}")),
+                    format!(
+                        "`{key}` is a DuckDB setting; this destination is {}",
+                        raw.destination.kind
+                    ),
+                    Some("remove it, or use kind = \"duckdb\""),
+                ));
+            }
+        }
+        if raw.destination.write_threads == Some(0) {
             return Err(err(
-                find_key_line(&text, "destination", Some("memory_limit")),
-                Some("destination.memory_limit".into()),
-                format!(
-                    "`memory_limit` is a DuckDB setting; this destination is {}",
-                    raw.destination.kind
-                ),
-                Some("remove it, or use kind = \"duckdb\""),
+                find_key_line(&text, "destination", Some("write_threads")),
+                Some("destination.write_threads".into()),
+                "`write_threads` must be at least 1".into(),
+                Some("write_threads = 1, or leave it out to keep one core for parsing"),
             ));
         }
         let mut sources = Vec::new();
@@ -471,6 +490,7 @@ pub async fn open_destination(d: &DestinationConfig) -> anyhow::Result<Arc<dyn D
                 .unwrap_or_else(|| PathBuf::from("warehouse.duckdb"));
             let options = talkhouse_destinations::duckdb::DuckDbOptions {
                 memory_limit: d.memory_limit.clone(),
+                write_threads: d.write_threads,
             };
             Ok(Arc::new(
                 talkhouse_destinations::duckdb::DuckDbDestination::open_with(&path, &options)?,
@@ -541,6 +561,19 @@ mod tests {
             .expect_err("not for delta");
         assert_eq!(e.key.as_deref(), Some("destination.memory_limit"));
         assert_eq!(e.line, Some(4));
+        assert!(e.to_string().contains("hint:"));
+    }
+
+    #[test]
+    fn write_threads_is_a_duckdb_setting_of_at_least_one() {
+        let c = parse("[destination]\nwrite_threads = 3\n").expect("valid");
+        assert_eq!(c.destination.write_threads, Some(3));
+        let e = parse("[destination]\nkind = \"delta\"\nroot = \"d\"\nwrite_threads = 1\n")
+            .expect_err("not for delta");
+        assert_eq!(e.key.as_deref(), Some("destination.write_threads"));
+        assert_eq!(e.line, Some(4));
+        let e = parse("[destination]\nwrite_threads = 0\n").expect_err("zero");
+        assert_eq!(e.key.as_deref(), Some("destination.write_threads"));
         assert!(e.to_string().contains("hint:"));
     }
 }

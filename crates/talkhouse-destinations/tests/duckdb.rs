@@ -395,6 +395,7 @@ async fn memory_limit_is_applied_and_a_bad_one_is_refused_clearly() {
     let path = dir.path().join("w.duckdb");
     let options = DuckDbOptions {
         memory_limit: Some("300MB".into()),
+        ..DuckDbOptions::default()
     };
     let dest = DuckDbDestination::open_with(&path, &options).expect("open");
     let rows = dest
@@ -407,6 +408,7 @@ async fn memory_limit_is_applied_and_a_bad_one_is_refused_clearly() {
     drop(dest);
     let bad = DuckDbOptions {
         memory_limit: Some("lots".into()),
+        ..DuckDbOptions::default()
     };
     let e = DuckDbDestination::open_with(&path, &bad).expect_err("refused");
     let text = e.to_string();

@@ -44,12 +44,65 @@ struct Group {
 struct Session {
     conn: Connection,
     group: Option<Group>,
+    threads: Threads,
     /// Loads whose deferred commits were rolled back with a failed one: their later commits are
     /// refused, so their cursors never pass the lost rows.
     poisoned: HashSet<String>,
 }
 
+/// DuckDB's worker threads for writing and for everything else.
+///
+/// A commit runs beside talkhouse's own work on the next batches (parsing, enrichment), so it
+/// leaves them a core: with DuckDB on every core, its workers and the parser took turns on the
+/// same cores, and a 1M-item Gladly load on 2 cores took 27 s instead of 21 s (`docs/benchmarks.md`).
+/// Queries run on all of DuckDB's threads.
+#[derive(Debug)]
+struct Threads {
+    /// For commits.
+    write: usize,
+    /// For queries: DuckDB's own setting when the warehouse was opened.
+    query: usize,
+    /// What DuckDB is set to now.
+    now: usize,
+}
+
+impl Threads {
+    /// Reads DuckDB's setting; `write` of `None` leaves one core to talkhouse.
+    fn read(conn: &Connection, write: Option<usize>) -> Result<Self> {
+        let query: i64 = conn
+            .query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
+                r.get(0)
+            })
+            .map_err(db_err("reading DuckDB's threads"))?;
+        let query = usize::try_from(query).unwrap_or(1).max(1);
+        let write = write.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1))
+        });
+        Ok(Self {
+            write: write.clamp(1, query),
+            query,
+            now: query,
+        })
+    }
+}
+
 impl Session {
+    /// Sets DuckDB's worker threads for writing (`true`) or querying, when it is not already.
+    fn use_threads(&mut self, writing: bool) -> Result<()> {
+        let want = if writing {
+            self.threads.write
+        } else {
+            self.threads.query
+        };
+        if self.threads.now != want {
+            self.conn
+                .execute_batch(&format!("SET threads = {want}"))
+                .map_err(db_err("setting DuckDB's threads"))?;
+            self.threads.now = want;
+        }
+        Ok(())
+    }
+
     /// Makes the open group durable (nothing to do without one). When that fails, its
     /// commits are rolled back and their loads refused from then on.
     fn settle(&mut self) -> Result<()> {
@@ -89,6 +142,7 @@ impl Session {
             ));
         }
         if self.group.is_none() {
+            self.use_threads(true)?;
             self.conn
                 .execute_batch("BEGIN TRANSACTION")
                 .map_err(db_err("starting a transaction"))?;
@@ -152,6 +206,10 @@ pub struct DuckDbOptions {
     /// DuckDB's `memory_limit` (`"1GB"`, `"512MB"`): past it DuckDB evicts its buffers and
     /// spills to disk. `None` keeps DuckDB's default, 80% of the machine's memory.
     pub memory_limit: Option<String>,
+    /// DuckDB's worker threads while it writes a batch. `None` leaves one core to talkhouse's
+    /// own parsing and enrichment of the next batch (at least one thread); queries always run on
+    /// DuckDB's full `threads`.
+    pub write_threads: Option<usize>,
 }
 
 impl DuckDbDestination {
@@ -209,7 +267,8 @@ impl DuckDbDestination {
             crate::quote_literal(&path.to_string_lossy())
         ))
         .map_err(connect_err)?;
-        Ok(Self::with_connection(target, conn))
+        let threads = Threads::read(&conn, options.write_threads)?;
+        Ok(Self::with_connection(target, conn, threads))
     }
 
     /// An in-memory database (tests, and reading Delta tables for reports).
@@ -221,15 +280,17 @@ impl DuckDbDestination {
             target: ":memory:".into(),
             message: e.to_string(),
         })?;
-        Ok(Self::with_connection(":memory:".into(), conn))
+        let threads = Threads::read(&conn, None)?;
+        Ok(Self::with_connection(":memory:".into(), conn, threads))
     }
 
-    fn with_connection(target: String, conn: Connection) -> Self {
+    fn with_connection(target: String, conn: Connection, threads: Threads) -> Self {
         Self {
             target,
             session: Arc::new(Mutex::new(Session {
                 conn,
                 group: None,
+                threads,
                 poisoned: HashSet::new(),
             })),
             specs: Arc::default(),
@@ -266,6 +327,7 @@ impl DuckDbDestination {
     {
         self.with_session(move |session, specs| {
             session.settle()?;
+            session.use_threads(false)?;
             f(&mut session.conn, specs)
         })
         .await
@@ -719,5 +781,70 @@ impl Destination for DuckDbDestination {
             conn.execute_batch(&sql).map_err(db_err("executing DDL"))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use talkhouse_model::{Column, ColumnType as T};
+
+    fn threads_now(conn: &Connection) -> i64 {
+        conn.query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
+            r.get(0)
+        })
+        .expect("threads")
+    }
+
+    #[tokio::test]
+    async fn commits_write_on_write_threads_and_queries_get_them_all_back() {
+        const ITEM: TableRef = TableRef::source("item");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = DuckDbOptions {
+            write_threads: Some(1),
+            ..DuckDbOptions::default()
+        };
+        let dest =
+            DuckDbDestination::open_with(&dir.path().join("w.duckdb"), &options).expect("open");
+        dest.init().await.expect("init");
+        let spec = TableSpec::new(ITEM, vec![Column::new("id", T::Text)], &["id"]);
+        dest.prepare("m", &[spec]).await.expect("prepare");
+        let all = {
+            let session = dest.session.lock().expect("session");
+            threads_now(&session.conn)
+        };
+        assert!(all >= 1);
+        {
+            let specs = dest.specs.lock().expect("specs").clone();
+            let mut session = dest.session.lock().expect("session");
+            let commit = Commit {
+                source: "m".into(),
+                stream: "s".into(),
+                load_id: "l".into(),
+                synced_at: chrono::Utc::now(),
+                rows: vec![Row::new(ITEM).set("id", "a")],
+                erasures: vec![],
+                quarantine: vec![],
+                state: None,
+                // The group stays open, so the setting it wrote with is still there to read.
+                more_follows: true,
+            };
+            session.commit(&specs, &commit).expect("commit");
+            assert_eq!(
+                threads_now(&session.conn),
+                1,
+                "a commit writes on write_threads"
+            );
+        }
+        let rows = dest
+            .query("SELECT current_setting('threads')::BIGINT AS t, (SELECT count(*) FROM m.item) AS n")
+            .await
+            .expect("query");
+        assert_eq!(
+            rows[0]["t"],
+            serde_json::json!(all),
+            "a query gets every thread back"
+        );
+        assert_eq!(rows[0]["n"], serde_json::json!(1));
     }
 }
