@@ -61,8 +61,9 @@ pub struct DestinationConfig {
     /// to disk. DuckDB's own default is 80% of the machine's memory.
     #[serde(default)]
     pub memory_limit: Option<String>,
-    /// DuckDB only: its worker threads while it writes a batch. By default one core is left to
-    /// talkhouse's own parsing of the next batch; queries use all of DuckDB's threads.
+    /// DuckDB only: its worker threads while it writes a batch (at most DuckDB's `threads`, the
+    /// machine's cores). By default one core is left to talkhouse's own parsing of the next
+    /// batch; queries use all of DuckDB's threads.
     #[serde(default)]
     pub write_threads: Option<usize>,
 }

@@ -206,9 +206,9 @@ pub struct DuckDbOptions {
     /// DuckDB's `memory_limit` (`"1GB"`, `"512MB"`): past it DuckDB evicts its buffers and
     /// spills to disk. `None` keeps DuckDB's default, 80% of the machine's memory.
     pub memory_limit: Option<String>,
-    /// DuckDB's worker threads while it writes a batch. `None` leaves one core to talkhouse's
-    /// own parsing and enrichment of the next batch (at least one thread); queries always run on
-    /// DuckDB's full `threads`.
+    /// DuckDB's worker threads while it writes a batch, from one to DuckDB's own `threads`.
+    /// `None` leaves one core to talkhouse's own parsing and enrichment of the next batch (at
+    /// least one thread); queries always run on DuckDB's full `threads`.
     pub write_threads: Option<usize>,
 }
 
