@@ -1,5 +1,6 @@
-"""DuckDB filling talkhouse's own tables from conversation_items.jsonl by itself, in SQL: the
-ceiling of any DuckDB load path that keeps talkhouse's warehouse contract.
+"""DuckDB filling talkhouse's own tables from conversation_items.jsonl by itself, in SQL: an
+estimate of the ceiling of any DuckDB load path that keeps talkhouse's warehouse contract
+(whoever parses the lines, DuckDB has this much to store, compress and deduplicate).
 
 `bench/duckdb_native.py` keeps the record as JSON plus five columns. talkhouse's
 `gladly.conversation_items` has 42 typed columns besides `_raw` (the contract: vendor fields as
@@ -7,7 +8,7 @@ columns, the whole record in `_raw`), merged on `id`, and `talkhouse.model_messa
 message again. This script does that much work and no more, all inside DuckDB: one JSON parse a
 line (`json_extract_string` with a list of paths), typed columns, one row per `id`, the messages
 copied out with SQL. It does less than talkhouse (no sentiment or language, no quarantine, no
-cursor, any version of a repeated id rather than the last), so it bounds talkhouse from above.
+cursor, any version of a repeated id rather than the last).
 
     python duckdb_schema.py FILE DUCKDB_PATH [MEMORY_LIMIT]
 """
