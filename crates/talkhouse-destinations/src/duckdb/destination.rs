@@ -66,15 +66,20 @@ struct Threads {
     now: usize,
 }
 
+/// DuckDB's `threads` setting as it is now.
+fn current_threads(conn: &Connection) -> Result<usize> {
+    let n: i64 = conn
+        .query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
+            r.get(0)
+        })
+        .map_err(db_err("reading DuckDB's threads"))?;
+    Ok(usize::try_from(n).unwrap_or(1).max(1))
+}
+
 impl Threads {
     /// Reads DuckDB's setting; `write` of `None` leaves one core to talkhouse.
     fn read(conn: &Connection, write: Option<usize>) -> Result<Self> {
-        let query: i64 = conn
-            .query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
-                r.get(0)
-            })
-            .map_err(db_err("reading DuckDB's threads"))?;
-        let query = usize::try_from(query).unwrap_or(1).max(1);
+        let query = current_threads(conn)?;
         let write = write.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1))
         });
@@ -789,13 +794,6 @@ mod tests {
     use super::*;
     use talkhouse_model::{Column, ColumnType as T};
 
-    fn threads_now(conn: &Connection) -> i64 {
-        conn.query_row("SELECT current_setting('threads')::BIGINT", [], |r| {
-            r.get(0)
-        })
-        .expect("threads")
-    }
-
     #[tokio::test]
     async fn commits_write_on_write_threads_and_queries_get_them_all_back() {
         const ITEM: TableRef = TableRef::source("item");
@@ -811,7 +809,7 @@ mod tests {
         dest.prepare("m", &[spec]).await.expect("prepare");
         let all = {
             let session = dest.session.lock().expect("session");
-            threads_now(&session.conn)
+            current_threads(&session.conn).expect("threads")
         };
         assert!(all >= 1);
         {
@@ -831,7 +829,7 @@ mod tests {
             };
             session.commit(&specs, &commit).expect("commit");
             assert_eq!(
-                threads_now(&session.conn),
+                current_threads(&session.conn).expect("threads"),
                 1,
                 "a commit writes on write_threads"
             );
