@@ -5,7 +5,7 @@
 //!   writes (`talkhouse.model_messages`, `talkhouse.model_conversations`), in portable SQL.
 //! * [`sentiment`] / [`enrich_row`]: a score in [-1, 1] per English message (VADER), `None` for
 //!   other languages; [`detect_language`] tells which.
-//! * [`report`]: every figure of `talkhouse report` (DESIGN.md §4) through
+//! * [`report`]: every figure of `talkhouse report` through
 //!   [`Destination::query`](talkhouse_model::Destination::query), rendered by
 //!   [`Report::to_json`], [`Report::to_table`] and [`Report::to_html`].
 //! * [`metrics`]: the definitions (percentiles, rates, first response) in plain Rust.

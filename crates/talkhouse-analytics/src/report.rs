@@ -1,4 +1,4 @@
-//! The report: every figure of DESIGN.md §4's JSON contract, from the warehouse.
+//! The report: every figure of the report's JSON contract, from the warehouse.
 //!
 //! [`report`] runs the queries of [`crate::sql`] through [`Destination::query`] and combines
 //! their aggregate rows here, in plain Rust ([`Report::from_rows`]), so the combination is
@@ -655,7 +655,7 @@ impl Report {
         report
     }
 
-    /// The report as the JSON object of DESIGN.md §4 (pretty-printed).
+    /// The report as its documented JSON object (pretty-printed).
     ///
     /// # Errors
     /// Never in practice (the report holds only maps, numbers and strings).

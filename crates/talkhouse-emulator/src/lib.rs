@@ -1,8 +1,8 @@
 //! Faithful emulators of the four vendor APIs talkhouse syncs from.
 //!
-//! Each vendor lives in its own module (`gladly`, `giosg`, `ada`, `ultimate`) and follows
-//! `shared/vendors/<vendor>.md`: endpoints, envelopes, auth failures, errors, rate limits with the
-//! vendor's own 429 answers, pagination and quirks. What the vendors leave unconfirmed is a
+//! Each vendor lives in its own module (`gladly`, `giosg`, `ada`, `ultimate`), whose module doc
+//! lists what it serves as the vendor documents it: endpoints, envelopes, auth failures, errors,
+//! rate limits with the vendor's own 429 answers, pagination and quirks. What the vendors leave unconfirmed is a
 //! switch in [`Variants`], so connectors are tested against every variant.
 //!
 //! Shared machinery:

@@ -3,7 +3,7 @@
 //!
 //! # What it writes
 //! One Delta table per warehouse table under `root/<schema>/<table>/`, with the columns of the
-//! warehouse contract (DESIGN.md §4): text and JSON → `string`, integer → `long`, float →
+//! warehouse contract: text and JSON → `string`, integer → `long`, float →
 //! `double`, boolean → `boolean`, timestamp → `timestamp` (UTC), date → `date`, plus `_raw`,
 //! `_synced_at`, `_load_id`, `_deleted_at`. Tables whose spec names a
 //! [`day_column`](talkhouse_model::TableSpec::day_column) (items, messages, conversations) carry

@@ -2,7 +2,7 @@
 //! feature `postgres`.
 //!
 //! # What it writes
-//! A schema per source plus `talkhouse`, with the tables of the warehouse contract (DESIGN.md §4).
+//! A schema per source plus `talkhouse`, with the tables of the warehouse contract.
 //! Column types: text → `text`, integer → `bigint`, float → `double precision`, boolean →
 //! `boolean`, timestamp → `timestamptz`, date → `date`, JSON → `jsonb`; every table also has
 //! `_raw jsonb`, `_synced_at timestamptz`, `_load_id text`, `_deleted_at timestamptz` and a

@@ -1,4 +1,4 @@
-//! The Ada Data Export API emulator (`shared/vendors/ada.md` §3–8).
+//! The Ada Data Export API emulator (v1.3, v1.4 and v2), as Ada documents and serves it.
 //!
 //! # Endpoints
 //! * `GET /data_api/v1.3/{conversations,messages}`, `GET /data_api/v1.4/…` and the same under

@@ -1,4 +1,4 @@
-//! Giosg's chat encryption, the sending side (`vendors/giosg.md` §4.7).
+//! Giosg's chat encryption, the sending side (scheme: `talkhouse_sources::giosg::crypto`).
 //!
 //! Each encrypted chat has a random AES-256 key and an HMAC-SHA1 key, put in a small JSON
 //! document that is wrapped with the organisation's RSA public key (OAEP, SHA-1, MGF1-SHA1, empty

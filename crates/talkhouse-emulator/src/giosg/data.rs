@@ -16,9 +16,9 @@ use rsa::RsaPublicKey;
 use super::crypto::ChatKey;
 use crate::text;
 
-/// How long the server keeps a chat's plaintext key after its last message (§4.7).
+/// How long the server keeps a chat's plaintext key after its last message.
 pub const KEY_CACHE: Duration = Duration::minutes(90);
-/// How long the server keeps a visitor's plaintext key (§4.7).
+/// How long the server keeps a visitor's plaintext key.
 pub const VISITOR_KEY_CACHE: Duration = Duration::minutes(30);
 
 /// A room.

@@ -1,4 +1,4 @@
-//! The Giosg emulator (`shared/vendors/giosg.md` §3–8).
+//! The Giosg emulator: the v5 chat API as Giosg documents and serves it.
 //!
 //! # What it serves
 //! * `GET /api/v5/users/me`;
@@ -52,18 +52,18 @@
 //! # Switches (`--variant giosg.<switch>=<value>`; default first)
 //! | switch | values | what |
 //! |---|---|---|
-//! | `giosg.message_order` | `asc` \| `desc` | message list order (§9.2) |
-//! | `giosg.ordering` | `all` \| `created` | ordering fields allowed on chat lists; others are ignored as DRF does (§9.1) |
-//! | `giosg.range_filters` | `on` \| `off` | `updated_at__*`/`created_at__*` honoured or ignored (§9.1) |
+//! | `giosg.message_order` | `asc` \| `desc` | message list order |
+//! | `giosg.ordering` | `all` \| `created` | ordering fields allowed on chat lists; others are ignored as DRF does |
+//! | `giosg.range_filters` | `on` \| `off` | `updated_at__*`/`created_at__*` honoured or ignored |
 //! | `giosg.unknown_params` | `ignore` \| `reject` | unknown query parameters ignored or 400 |
 //! | `giosg.page_size` | `vary` \| N | page size |
 //! | `giosg.deleted_user_status` | `401` \| `403` | answer to a deleted user's token |
-//! | `giosg.ended_write_status` | `400` \| `403` \| `409` | answer to writes to an ended chat (§9.3) |
-//! | `giosg.owned_patch` | `off` \| `on` | whether `PATCH …/owned_chats/{id}` ends chats (405 when off; §9.4) |
+//! | `giosg.ended_write_status` | `400` \| `403` \| `409` | answer to writes to an ended chat |
+//! | `giosg.owned_patch` | `off` \| `on` | whether `PATCH …/owned_chats/{id}` ends chats (405 when off) |
 //! | `giosg.header` | `zeros` \| `keyhash` | ciphertext header: ASCII `00000` (2023) or `0x00`+key hash (2019) |
 //! | `giosg.join_ciphertext` | `present` \| `absent` | join/leave messages of encrypted chats carry `encrypted_message` (as the 2019 sample does) or lack it |
 //! | `giosg.cursor_expiry` | `never` \| `once` | the first cursor used for a third page or later answers 404 `Invalid cursor` once |
-//! | `giosg.variables_scope` | `chat` \| `visitor` | variables of this chat, or of the visitor across chats (§9.6) |
+//! | `giosg.variables_scope` | `chat` \| `visitor` | variables of this chat, or of the visitor across chats |
 
 mod api;
 pub mod crypto;

@@ -3,7 +3,7 @@
 //! Giosg calls `GET <trigger_url>?type=chat_end&data=<jwt>&token=<jwt>`: `data` is an HS256 JWT
 //! signed with the app secret (claims `user_id`, `org_id`, `chat_id`, `visitor_id`, `inst_id`,
 //! `app_id`, `app_user_id`, `app_user_code`, `exp`), `token` an access token the app cannot
-//! verify but whose `exp` it can read (§4.7). Expiry is against the wall clock, not the
+//! verify but whose `exp` it can read. Expiry is against the wall clock, not the
 //! emulator's clock: the receiver checks `exp` with its own clock.
 
 use jsonwebtoken::{EncodingKey, Header};

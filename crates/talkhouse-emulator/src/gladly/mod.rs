@@ -1,4 +1,4 @@
-//! The Gladly emulator (`shared/vendors/gladly.md` §3–8).
+//! The Gladly emulator: the export, REST and webhook APIs as Gladly documents and serves them.
 //!
 //! # What it serves
 //! Under `/api/v1`, with HTTP Basic auth (user `api-user@emulator.gladly.com`, token

@@ -1,4 +1,4 @@
-//! The Ultimate ("AI agents – Advanced") Data Export API emulator (`vendors/ultimate.md` §3–8).
+//! The Ultimate ("AI agents – Advanced") Data Export API emulator, as Ultimate documents it.
 //!
 //! # Endpoints
 //! * `POST /data-export/v3/get-signed-urls` (also `/data-export/v2/…` and the Zendesk-host path

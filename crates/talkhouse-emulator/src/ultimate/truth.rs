@@ -1,5 +1,5 @@
 //! Ground truth: what a correct sync of the served day files ends with, and the vendor's
-//! metrics (`ultimate.md` §10) computed from the generated conversations.
+//! metrics (the "Popular Metrics" Ultimate documents) computed from the generated conversations.
 
 use std::collections::BTreeMap;
 
@@ -78,7 +78,7 @@ pub fn first_meaningful(c: &Conv) -> Option<&'static str> {
         .map(|(_, i)| i.name)
 }
 
-/// All metrics of `ultimate.md` §10 over final conversation versions.
+/// All of Ultimate's documented metrics over final conversation versions.
 pub fn metrics(convs: &[&Conv]) -> Value {
     let mut by_day: BTreeMap<String, Vec<&Conv>> = BTreeMap::new();
     let mut by_intent: BTreeMap<&str, Vec<&Conv>> = BTreeMap::new();

@@ -107,7 +107,7 @@ fn type_ok(ty: &str, v: &Value, format: Option<&str>) -> bool {
     match ty {
         "string" => match (v.as_str(), format) {
             (Some(s), Some("date-time")) => {
-                // Ada's own quirk: v2 conversation dates come without a zone (ada.md §7).
+                // Ada's own quirk: v2 conversation dates come without a zone.
                 chrono::DateTime::parse_from_rfc3339(s).is_ok()
                     || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
             }

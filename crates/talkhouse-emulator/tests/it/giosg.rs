@@ -8,7 +8,7 @@ use talkhouse_emulator::{EmulatorOptions, Running, Variants, Vendor, start};
 
 const SAMPLES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vendors/samples/giosg"
+    "/tests/fixtures/giosg"
 );
 
 fn opts(scale: f64) -> EmulatorOptions {

@@ -1,4 +1,4 @@
-//! Decrypting Giosg's encrypted chats (`vendors/giosg.md` §4.7).
+//! Decrypting Giosg's encrypted chats (the scheme of Giosg's `giosg_crypter`, below).
 //!
 //! 1. The chat's `encrypted_symmetric_key` (standard base64, maybe wrapped) is RSA-OAEP with
 //!    SHA-1 and MGF1-SHA1, empty label; it unwraps to

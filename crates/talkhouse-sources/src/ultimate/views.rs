@@ -1,4 +1,4 @@
-//! The vendor's metrics (`ultimate.md` §10, from the seed's "Popular Metrics") as SQL views,
+//! The vendor's metrics (the "Popular Metrics" Ultimate documents) as SQL views,
 //! and the same definitions in Rust ([`metrics`]) for tests.
 //!
 //! Views, in creation order (each in the source's schema):

@@ -14,7 +14,7 @@ use talkhouse_sync::{SyncOptions, sync_source};
 
 const SAMPLES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vendors/samples/giosg"
+    "/../talkhouse-emulator/tests/fixtures/giosg"
 );
 
 fn section(r: &Running, extra: &[(&str, toml::Value)], with_key: bool) -> toml::Table {
