@@ -57,8 +57,8 @@ pub struct DestinationConfig {
     /// Delta Lake root (local folder or object store URL).
     #[serde(default)]
     pub root: Option<String>,
-    /// DuckDB only: the most memory DuckDB may use (`"1GB"`, `"512MB"`); beyond it, it writes
-    /// to disk. DuckDB's own default is 80% of the machine's memory.
+    /// DuckDB only: the most memory DuckDB may use (`"1GB"`, `"512MB"`, at least 64 MiB); beyond
+    /// it, it writes to disk. Default: a quarter of the machine's memory, at most 512 MiB.
     #[serde(default)]
     pub memory_limit: Option<String>,
     /// DuckDB only: its worker threads while it writes a batch (at most DuckDB's `threads`, the

@@ -205,11 +205,70 @@ fn naive_micros(t: chrono::DateTime<chrono::Utc>) -> Value {
     Value::Timestamp(duckdb::types::TimeUnit::Microsecond, t.timestamp_micros())
 }
 
+/// The most memory the default [`DuckDbOptions::memory_limit`] gives DuckDB: 512 MiB. A bulk load
+/// of 10M items peaks under 1 GiB of process memory with it, no faster with more.
+pub const DEFAULT_MEMORY_LIMIT_CAP: u64 = 512 << 20;
+
+/// The smallest `memory_limit` accepted: 64 MiB. Below it a batch of wide rows fails half-way
+/// with DuckDB's out-of-memory error; refusing it up front says what to change.
+pub const MIN_MEMORY_LIMIT: u64 = 64 << 20;
+
+/// The `memory_limit` DuckDB gets when none is configured: a quarter of the machine's memory (as
+/// `/proc/meminfo` tells it), at most [`DEFAULT_MEMORY_LIMIT_CAP`]; the cap where the machine
+/// does not say.
+pub fn default_memory_limit() -> String {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib.saturating_mul(1024))
+    });
+    let bytes = total.map_or(DEFAULT_MEMORY_LIMIT_CAP, |t| {
+        (t / 4).clamp(MIN_MEMORY_LIMIT, DEFAULT_MEMORY_LIMIT_CAP)
+    });
+    format!("{}MiB", bytes >> 20)
+}
+
+/// The connection's `memory_limit` in bytes, read back from DuckDB (`None` when its display
+/// form, such as `286.1 MiB`, cannot be read).
+fn memory_limit_bytes(conn: &Connection) -> duckdb::Result<Option<u64>> {
+    let shown: String =
+        conn.query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))?;
+    Ok(human_bytes(&shown))
+}
+
+/// `286.1 MiB`, `1.5 GB`, `1000 bytes` → bytes.
+fn human_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "byte" | "bytes" => 1.0,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => return None,
+    };
+    // A memory size far below 2^53: the float is exact enough, and never negative.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Some((number * scale) as u64)
+}
+
 /// Settings of a DuckDB warehouse beyond its file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DuckDbOptions {
     /// DuckDB's `memory_limit` (`"1GB"`, `"512MB"`): past it DuckDB evicts its buffers and
-    /// spills to disk. `None` keeps DuckDB's default, 80% of the machine's memory.
+    /// spills to disk. `None` takes [`default_memory_limit`]: a quarter of the machine's memory,
+    /// at most 512 MiB (DuckDB's own default, 80% of the memory, lets a long load grow the
+    /// process to that size).
     pub memory_limit: Option<String>,
     /// DuckDB's worker threads while it writes a batch, from one to DuckDB's own `threads`.
     /// `None` leaves one core to talkhouse's own parsing and enrichment of the next batch (at
@@ -255,17 +314,31 @@ impl DuckDbDestination {
             }
         };
         let conn = Connection::open_in_memory().map_err(connect_err)?;
-        if let Some(limit) = &options.memory_limit {
-            conn.execute_batch(&format!(
-                "SET memory_limit = {}",
-                crate::quote_literal(limit)
-            ))
-            .map_err(|e| DestinationError::Connect {
+        let limit = options
+            .memory_limit
+            .clone()
+            .unwrap_or_else(default_memory_limit);
+        conn.execute_batch(&format!(
+            "SET memory_limit = {}",
+            crate::quote_literal(&limit)
+        ))
+        .map_err(|e| DestinationError::Connect {
+            target: target.clone(),
+            message: format!(
+                "memory_limit {limit:?} refused: {e} (give a size such as \"1GB\" or \"512MB\")"
+            ),
+        })?;
+        let bytes = memory_limit_bytes(&conn).map_err(connect_err)?;
+        if bytes.is_some_and(|b| b < MIN_MEMORY_LIMIT) {
+            return Err(DestinationError::Connect {
                 target: target.clone(),
                 message: format!(
-                    "memory_limit {limit:?} refused: {e} (give a size such as \"1GB\" or \"512MB\")"
+                    "memory_limit {limit:?} is too small for a load: DuckDB needs at least {} MiB \
+                     (give \"{}MiB\" or more, or leave it out for the default)",
+                    MIN_MEMORY_LIMIT >> 20,
+                    MIN_MEMORY_LIMIT >> 20
                 ),
-            })?;
+            });
         }
         conn.execute_batch(&format!(
             "ATTACH {} AS {WAREHOUSE_CATALOG}; USE {WAREHOUSE_CATALOG};",
@@ -793,6 +866,46 @@ impl Destination for DuckDbDestination {
 mod tests {
     use super::*;
     use talkhouse_model::{Column, ColumnType as T};
+
+    #[test]
+    fn sizes_read_back_from_duckdb_are_understood() {
+        assert_eq!(human_bytes("286.1 MiB"), Some(299_997_593));
+        assert_eq!(human_bytes("1.5 GB"), Some(1_500_000_000));
+        assert_eq!(human_bytes("1000 bytes"), Some(1000));
+        assert_eq!(human_bytes("512MiB"), Some(512 << 20));
+        assert_eq!(human_bytes("lots"), None);
+    }
+
+    #[test]
+    fn the_default_memory_limit_is_a_quarter_of_the_machine_at_most_512_mib() {
+        let limit = default_memory_limit();
+        let bytes = human_bytes(&limit).expect("a size");
+        assert!((MIN_MEMORY_LIMIT..=DEFAULT_MEMORY_LIMIT_CAP).contains(&bytes), "{limit}");
+    }
+
+    #[tokio::test]
+    async fn without_a_setting_duckdb_gets_the_default_limit_and_a_tiny_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.duckdb");
+        let dest = DuckDbDestination::open(&path).expect("open");
+        let shown = dest
+            .query("SELECT current_setting('memory_limit') AS m")
+            .await
+            .expect("query");
+        let bytes = shown[0]["m"].as_str().and_then(human_bytes).expect("a size");
+        let want = human_bytes(&default_memory_limit()).expect("a size");
+        // DuckDB rounds what it shows to a tenth of the unit.
+        assert!(bytes.abs_diff(want) < want / 100, "{bytes} vs {want}");
+        drop(dest);
+        let tiny = DuckDbOptions {
+            memory_limit: Some("10MB".into()),
+            ..DuckDbOptions::default()
+        };
+        let text = DuckDbDestination::open_with(&path, &tiny)
+            .expect_err("refused")
+            .to_string();
+        assert!(text.contains("too small") && text.contains("64MiB"), "{text}");
+    }
 
     #[tokio::test]
     async fn commits_write_on_write_threads_and_queries_get_them_all_back() {

@@ -21,9 +21,10 @@
 //! commit rolls its group back, and the loads that had commits in it are refused from then on
 //! (their cursors must not pass the lost rows). Any other call first commits the open group.
 //!
-//! Memory: DuckDB's buffer pool keeps table blocks cached up to its `memory_limit` (by default
-//! 80% of the machine's memory), so a long load grows the process to that size unless
-//! `memory_limit` is set ([`DuckDbOptions`], `[destination] memory_limit`).
+//! Memory: DuckDB's buffer pool keeps table blocks cached up to its `memory_limit`, so a long load
+//! grows the process to that size. DuckDB's own default is 80% of the machine's memory; talkhouse
+//! sets a quarter of it, at most 512 MiB ([`default_memory_limit`]), unless `[destination]
+//! memory_limit` says otherwise ([`DuckDbOptions`]); below 64 MiB a limit is refused.
 //!
 //! Threads: a commit runs on `write_threads` of DuckDB's threads (by default one less than the
 //! machine's cores, at least one), since talkhouse parses and enriches the next batch meanwhile;
@@ -37,4 +38,7 @@ mod batch;
 mod destination;
 mod values;
 
-pub use destination::{DuckDbDestination, DuckDbOptions};
+pub use destination::{
+    DEFAULT_MEMORY_LIMIT_CAP, DuckDbDestination, DuckDbOptions, MIN_MEMORY_LIMIT,
+    default_memory_limit,
+};
