@@ -447,6 +447,7 @@ async fn run_stream(
         if let Err(e) = dest.record_load(&load).await {
             tracing::warn!(error = %e, "could not record the load");
         }
+        warn_quarantined(&source_name, stream, load.quarantined);
         let report = StreamReport {
             source: source_name.clone(),
             stream: stream.to_owned(),
@@ -549,7 +550,8 @@ async fn consume(
             }
             Ok(Event::Quarantine(q)) => {
                 pending.touch();
-                tracing::warn!(location = %q.location, error = %q.error, "record quarantined");
+                // One line per record only at debug level; the run sums them up when it ends.
+                tracing::debug!(location = %q.location, error = %q.error, "record quarantined");
                 run.quarantined += 1;
                 pending.quarantine.push(q);
             }
@@ -604,6 +606,18 @@ async fn consume(
     }
 }
 
+/// One line for all the records a run set aside (each is in `talkhouse.quarantine`, with where it
+/// came from and why).
+fn warn_quarantined(source: &str, stream: &str, quarantined: u64) {
+    if quarantined > 0 {
+        tracing::warn!(
+            quarantined,
+            "{source}.{stream}: {quarantined} records quarantined; `talkhouse status` counts them and \
+             talkhouse.quarantine holds each one with its location and error"
+        );
+    }
+}
+
 /// Commits events that do not come from [`Source::run_stream`] (pushed events that
 /// `talkhouse serve` processes with [`Source::process_push`](talkhouse_model::Source)) exactly as
 /// a stream run would: model rows get `source` (and the enricher), batches are capped by
@@ -628,6 +642,7 @@ pub async fn commit_events(
         quarantined: 0,
     };
     let outcome = consume(&mut run, events).await;
+    warn_quarantined(source.name(), stream, run.quarantined);
     StreamReport {
         source: source.name().to_owned(),
         stream: stream.to_owned(),
