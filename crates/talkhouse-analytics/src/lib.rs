@@ -9,6 +9,8 @@
 //!   [`Destination::query`](talkhouse_model::Destination::query), rendered by
 //!   [`Report::to_json`], [`Report::to_table`] and [`Report::to_html`].
 //! * [`metrics`]: the definitions (percentiles, rates, first response) in plain Rust.
+//! * [`pipeline`]: the one [`Pipeline`](talkhouse_sync::Pipeline) every load runs through
+//!   (these views, sentiment and language on every message).
 //!
 //! ```
 //! let views = talkhouse_analytics::model_view_statements();
@@ -26,5 +28,16 @@ mod views;
 pub use lang::detect_language;
 pub use render::human_seconds;
 pub use report::{AnalyticsError, Report, ReportOptions, report, report_with};
-pub use sentiment::{enrich_row, score_message, sentiment};
+pub use sentiment::{Sentiment, enrich_row, score_message, sentiment};
 pub use views::{model_view_statements, model_views};
+
+/// The pipeline every path that loads records runs through: `sync`, `load`, `demo` and each
+/// path of `serve` (scheduled syncs, webhooks, triggers). It lays the cross-vendor views over the
+/// sources' tables and scores sentiment and language on every message before it is written, so
+/// a row is the same whichever path brought it.
+pub fn pipeline() -> talkhouse_sync::Pipeline {
+    talkhouse_sync::Pipeline::new(
+        model_view_statements(),
+        Some(std::sync::Arc::new(Sentiment)),
+    )
+}

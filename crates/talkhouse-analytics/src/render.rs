@@ -179,23 +179,23 @@ impl Report {
         }
         if self.ada.present {
             let a = &self.ada;
+            // Escalation is on the source's line above; Ada adds engagement.
             let _ = writeln!(
                 o,
-                "Ada                        {} conversations  engaged {}  escalated {}",
+                "Ada                        {} conversations  engaged {} (Ada's definition)",
                 a.conversations,
-                pct(a.engaged_rate),
-                pct(a.escalated_rate)
+                pct(a.engaged_rate)
             );
         }
         if self.ultimate.present {
             let u = &self.ultimate;
+            // Bot handled and escalation are on the source's line above (by Ultimate's own
+            // definitions); these are the rest of its "popular metrics".
             let _ = writeln!(
                 o,
-                "Ultimate                   {} conversations  bot handled {}  deflection {}  escalation {}",
+                "Ultimate                   {} conversations  deflection {} (Ultimate's definitions)",
                 u.total_conversations,
-                pct(u.bot_handled_rate),
-                pct(u.deflection_rate),
-                pct(u.escalation_rate)
+                pct(u.deflection_rate)
             );
             let _ = writeln!(
                 o,
@@ -298,12 +298,10 @@ impl Report {
         }
         if self.ultimate.present {
             push("Ultimate: deflection".into(), self.ultimate.deflection_rate);
-            push("Ultimate: escalation".into(), self.ultimate.escalation_rate);
             push("Ultimate: automation".into(), self.ultimate.automation_rate);
         }
         if self.ada.present {
             push("Ada: engaged".into(), self.ada.engaged_rate);
-            push("Ada: escalated".into(), self.ada.escalated_rate);
         }
         section(
             &mut body,

@@ -279,3 +279,13 @@ mod tests {
         assert_eq!(other.get("sentiment"), None);
     }
 }
+
+/// The sync engine's enricher: [`enrich_row`] on every row.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sentiment;
+
+impl talkhouse_sync::Enricher for Sentiment {
+    fn enrich(&self, row: &mut Row) {
+        enrich_row(row);
+    }
+}

@@ -90,6 +90,11 @@ fn demo_fills_every_vendor_schema_then_status_and_report_read_it() {
     for vendor in ["gladly", "giosg", "ada", "ultimate"] {
         assert!(out.contains(vendor), "demo output lacks {vendor}:\n{out}");
     }
+    // Quarantined records are summed up per stream, not logged one by one.
+    assert!(
+        !err.contains("record quarantined"),
+        "one line per quarantined record:\n{err}"
+    );
     let o = talkhouse(
         dir.path(),
         &[
@@ -141,6 +146,17 @@ fn demo_fills_every_vendor_schema_then_status_and_report_read_it() {
         report["conversations"]["total"].as_i64().unwrap_or(0) > 0,
         "{report}"
     );
+    // One number per metric: Ultimate's bot-handled and escalation rates are the same figure
+    // on the cross-vendor line and in Ultimate's own block.
+    let by_source = &report["escalation"]["by_source"]["ultimate"];
+    for (model, vendor) in [
+        ("bot_handled_rate", "bot_handled_rate"),
+        ("escalation_rate", "escalation_rate"),
+    ] {
+        let a = by_source[model].as_f64().expect("a model rate");
+        let b = report["ultimate"][vendor].as_f64().expect("Ultimate's rate");
+        assert!((a - b).abs() < 1e-12, "{model}: {a} in the model, {b} by Ultimate");
+    }
 
     // A second run with nothing new changes no vendor row.
     let o = talkhouse(

@@ -279,3 +279,113 @@ async fn webhooks_and_triggers_through_serve() {
     gladly.stop().await;
     giosg.stop().await;
 }
+
+/// The path a record took does not change the row that lands: a `serve`-scheduled sync and a
+/// `talkhouse sync` of the same emulators leave the same rows in every vendor and model table
+/// (sentiment and language included), and `/metrics` counts the vendor requests of the
+/// scheduled runs, per source.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_sync_writes_the_rows_of_talkhouse_sync() {
+    let opts = EmulatorOptions::new(17, 0.1);
+    let vendors = [Vendor::Giosg, Vendor::Ada, Vendor::Ultimate];
+    let mut running = Vec::new();
+    for v in vendors {
+        running.push(talkhouse_emulator::start(v, &opts, 0).await.unwrap());
+    }
+    let sources = sources_toml(&running);
+    let dir = tempfile::tempdir().unwrap();
+    let synced = dir.path().join("synced.duckdb");
+    support::sync(
+        dir.path(),
+        "synced",
+        &format!("kind = \"duckdb\"\npath = {:?}", synced.display().to_string()),
+        &sources,
+    );
+
+    let served = dir.path().join("served.duckdb");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let schedule: Vec<String> = vendors.iter().map(|v| format!("{v} = \"1h\"")).collect();
+    let config = support::write_config(
+        dir.path(),
+        "served",
+        &format!(
+            "kind = \"duckdb\"\npath = {:?}\n\n[serve]\nlisten = \"127.0.0.1:{port}\"\ninbox_dir = {:?}\nschedule = {{ {} }}",
+            served.display().to_string(),
+            dir.path().join("inbox").display().to_string(),
+            schedule.join(", ")
+        ),
+        &sources,
+    );
+    let mut serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_talkhouse"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    loop {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok()
+            && metric(&base, "talkhouse_sync_runs_total").await >= vendors.len() as f64
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the scheduled syncs did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for v in vendors {
+        let failed = format!("talkhouse_sync_runs_total{{source=\"{v}\",status=\"failed\"}}");
+        assert_eq!(metric(&base, &failed).await, 0.0, "{v}'s scheduled sync failed");
+        let requests = metric(
+            &base,
+            &format!("talkhouse_vendor_requests_total{{source=\"{v}\",vendor=\"{v}\"}}"),
+        )
+        .await;
+        assert!(requests > 0.0, "/metrics counts {v}'s requests");
+    }
+    let pid = serve.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(serve.0.wait().unwrap().success());
+    for r in running {
+        r.stop().await;
+    }
+
+    let want = DuckDbDestination::open(&synced).unwrap();
+    let got = DuckDbDestination::open(&served).unwrap();
+    let tables = support::tables(&want).await;
+    assert_eq!(tables, support::tables(&got).await, "the same tables");
+    assert!(tables.len() >= 8, "{:?}", tables.keys());
+    for (table, columns) in &tables {
+        let a = support::rows(&want, table, columns).await;
+        let b = support::rows(&got, table, columns).await;
+        assert_eq!(a.len(), b.len(), "{table}: row counts");
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x, y, "{table}: a row differs");
+        }
+    }
+    let scored = got
+        .query(
+            "SELECT count(*) AS n FROM talkhouse.model_messages \
+             WHERE source = 'ada' AND sentiment IS NOT NULL",
+        )
+        .await
+        .unwrap();
+    assert!(
+        scored[0]["n"].as_u64().unwrap_or(0) > 0,
+        "the scheduled sync scored sentiment"
+    );
+}

@@ -193,6 +193,18 @@ pub struct HttpStats {
     pub failures: AtomicU64,
 }
 
+impl HttpStats {
+    /// The counters now, as a source reports them ([`talkhouse_model::Source::http_counters`]).
+    pub fn counters(&self) -> talkhouse_model::HttpCounters {
+        talkhouse_model::HttpCounters {
+            attempts: self.attempts.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A vendor's HTTP client. Cheap to clone; clones share limits and counters.
 #[derive(Clone)]
 pub struct Client {

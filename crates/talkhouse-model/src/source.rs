@@ -58,6 +58,12 @@ pub trait Source: Send + Sync {
     fn customer_columns(&self) -> Vec<(crate::TableRef, &'static str)> {
         Vec::new()
     }
+    /// Where the source records the customer ids that merges retired (old → new), if the vendor
+    /// merges customers. `talkhouse purge` follows these chains both ways (A → B → C), so that a
+    /// person's data is found under every id they had.
+    fn customer_id_history(&self) -> Option<IdHistory> {
+        None
+    }
     /// Tables and columns that identify one conversation (the conversation id as the
     /// cross-vendor model stores it), for `talkhouse purge`: a customer's conversations go
     /// whole, the agents' and bots' replies in them included.
@@ -89,6 +95,17 @@ pub trait Source: Send + Sync {
     fn http_counters(&self) -> Option<HttpCounters> {
         None
     }
+}
+
+/// A table of id changes: each row says that `old` became `new` (a merge, a changed id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdHistory {
+    /// The table, in the source's schema.
+    pub table: crate::TableRef,
+    /// The column holding the retired id.
+    pub old: &'static str,
+    /// The column holding the id it became.
+    pub new: &'static str,
 }
 
 /// Running totals of a source's HTTP requests since the process started.

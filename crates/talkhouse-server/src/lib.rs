@@ -41,7 +41,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use talkhouse_model::{Destination, Source};
-use talkhouse_sync::SyncOptions;
+use talkhouse_sync::Pipeline;
 use tokio::sync::watch;
 
 pub use config::{InboxKind, Interval, IntervalError, ServeConfig};
@@ -78,7 +78,9 @@ pub(crate) struct App {
     pub(crate) dest: Arc<dyn Destination>,
     pub(crate) inbox: Arc<dyn Inbox>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) sync_options: SyncOptions,
+    /// The one pipeline of every load (`talkhouse_analytics::pipeline`): a row that arrives by
+    /// webhook, trigger or schedule is the row `talkhouse sync` writes.
+    pub(crate) pipeline: Pipeline,
     prepared: tokio::sync::Mutex<HashSet<String>>,
 }
 
@@ -92,13 +94,15 @@ impl App {
             .or_else(|| self.sources.iter().find(|s| s.vendor() == name))
     }
 
-    /// Creates the source's tables once (retried on the next call if it failed).
-    pub(crate) async fn ensure_prepared(&self, source: &dyn Source) -> Result<(), String> {
+    /// Creates the source's tables and the model views once (retried on the next call if it
+    /// failed).
+    pub(crate) async fn ensure_prepared(&self, source: &Arc<dyn Source>) -> Result<(), String> {
         let mut done = self.prepared.lock().await;
         if done.contains(source.name()) {
             return Ok(());
         }
-        talkhouse_sync::prepare(source, &*self.dest)
+        self.pipeline
+            .prepare(std::slice::from_ref(source), &*self.dest)
             .await
             .map_err(|e| e.to_string())?;
         done.insert(source.name().to_owned());
@@ -191,7 +195,7 @@ impl Server {
             dest,
             inbox,
             metrics: Arc::new(Metrics::new()),
-            sync_options: SyncOptions::default(),
+            pipeline: talkhouse_analytics::pipeline(),
             prepared: tokio::sync::Mutex::default(),
         });
         Ok(Self { app, listener })
@@ -222,7 +226,7 @@ impl Server {
         let addr = self.listener.local_addr().ok();
         tracing::info!(addr = ?addr, sources = app.sources.len(), "talkhouse serve listening");
         for source in &app.sources {
-            if let Err(e) = app.ensure_prepared(&**source).await {
+            if let Err(e) = app.ensure_prepared(source).await {
                 tracing::warn!(source = source.name(), error = %e, "cannot prepare the destination yet; will retry");
             }
         }

@@ -97,8 +97,10 @@ pub(crate) async fn run(
         }
         app.metrics.set("talkhouse_sync_running", &labels, 1.0);
         let started = Instant::now();
-        let report =
-            talkhouse_sync::sync_source(source.clone(), app.dest.clone(), &app.sync_options).await;
+        let report = app
+            .pipeline
+            .sync(source.clone(), app.dest.clone(), talkhouse_sync::Run::default())
+            .await;
         let secs = started.elapsed().as_secs_f64();
         app.metrics.set("talkhouse_sync_running", &labels, 0.0);
         drop(lease);

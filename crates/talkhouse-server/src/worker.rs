@@ -80,7 +80,7 @@ async fn process_batch(app: &App, events: &[InboxEvent]) -> Result<(), String> {
     let Some(source) = app.sources.iter().find(|s| s.name() == first.source) else {
         return Err(format!("source `{}` is not configured", first.source));
     };
-    app.ensure_prepared(&**source)
+    app.ensure_prepared(source)
         .await
         .map_err(|e| format!("cannot prepare the destination: {e}"))?;
     let streams: Vec<_> = events
@@ -88,14 +88,10 @@ async fn process_batch(app: &App, events: &[InboxEvent]) -> Result<(), String> {
         .map(|e| source.process_push(e.payload.clone()))
         .collect();
     let combined = Box::pin(futures::stream::iter(streams).flatten());
-    let report = talkhouse_sync::commit_events(
-        &**source,
-        &*app.dest,
-        PUSH_STREAM,
-        combined,
-        &app.sync_options,
-    )
-    .await;
+    let report = app
+        .pipeline
+        .commit_events(&**source, &*app.dest, PUSH_STREAM, combined)
+        .await;
     if report.status != LoadStatus::Succeeded {
         return Err(report.error.unwrap_or_else(|| "processing failed".into()));
     }
@@ -117,18 +113,14 @@ async fn process(app: &App, event: InboxEvent) {
     let labels = [("source", event.source.as_str())];
     let outcome = match app.sources.iter().find(|s| s.name() == event.source) {
         None => Err(format!("source `{}` is not configured", event.source)),
-        Some(source) => match app.ensure_prepared(&**source).await {
+        Some(source) => match app.ensure_prepared(source).await {
             Err(e) => Err(format!("cannot prepare the destination: {e}")),
             Ok(()) => {
                 let events = source.process_push(event.payload.clone());
-                let report = talkhouse_sync::commit_events(
-                    &**source,
-                    &*app.dest,
-                    PUSH_STREAM,
-                    events,
-                    &app.sync_options,
-                )
-                .await;
+                let report = app
+                    .pipeline
+                    .commit_events(&**source, &*app.dest, PUSH_STREAM, events)
+                    .await;
                 match report.status {
                     LoadStatus::Succeeded => {
                         app.metrics

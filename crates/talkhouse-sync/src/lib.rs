@@ -7,14 +7,19 @@
 //! land. Each stream run is a row in `talkhouse.loads`; a failing stream keeps what it and the
 //! others committed.
 //!
+//! [`Pipeline`] is what every path that loads records shares (model views, enrichment, batch
+//! caps): `sync`, `load`, `demo` and `serve` all go through one.
+//!
 //! [`memory::MemoryDestination`] is an in-memory destination with the same merge semantics as
 //! the real ones, for connector tests.
 
 mod engine;
 pub mod memory;
+mod pipeline;
 pub mod testing;
 
 pub use engine::{
     BatchConfig, Enricher, Progress, StreamReport, SyncOptions, SyncReport, commit_events,
     new_load_id, prepare, sync_source,
 };
+pub use pipeline::{Pipeline, Run};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::Utc;
-use talkhouse_destinations::quote_literal;
+use talkhouse_destinations::{quote_ident, quote_literal};
 use talkhouse_model::{Cell, Commit, EraseMode, Erasure, TableRef, model};
 
 use crate::config::Config;
@@ -12,7 +12,7 @@ use crate::config::Config;
 /// Delete one person's data everywhere (GDPR/CCPA erasure): every row of every table that
 /// identifies the customer, and their conversations whole (the agents' and bots' replies in
 /// them included), in every configured source (or those named) and in the cross-vendor
-/// model. Merge chains are followed both ways (Gladly). Prints what it removed, per table.
+/// model. Merge chains are followed both ways where the vendor merges customers (Gladly). Prints what it removed, per table.
 ///
 /// Ultimate's exports carry no customer id, so its rows cannot be found by customer. The
 /// rows go from the warehouse; ask the vendor to erase its own copy.
@@ -43,21 +43,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let load_id = talkhouse_sync::new_load_id();
     for source in &sources {
         let schema = source.name();
-        // Ids merged into (or out of) this customer, where the vendor keeps merges.
+        // Ids merged into (or out of) this customer, where the vendor keeps merges: the chains
+        // are followed both ways (A → B → C), until no new id turns up.
         let mut ids = vec![args.customer.clone()];
-        let has_merges = source
-            .tables()
-            .iter()
-            .any(|t| !t.table.model && t.table.name == "customer_merges");
-        if has_merges {
-            // Follow merge chains both ways (A → B → C), until no new id turns up.
+        if let Some(history) = source.customer_id_history() {
+            let table = format!(
+                "{}.{}",
+                quote_ident(history.table.schema(schema)),
+                quote_ident(history.table.name)
+            );
+            let (old, new) = (quote_ident(history.old), quote_ident(history.new));
             let mut frontier = ids.clone();
             while let Some(id) = frontier.pop() {
                 let lit = quote_literal(&id);
                 let rows = dest
                     .query(&format!(
-                        "SELECT old_id AS id FROM {schema}.customer_merges WHERE new_id = {lit} \
-                         UNION SELECT new_id AS id FROM {schema}.customer_merges WHERE old_id = {lit}"
+                        "SELECT {old} AS id FROM {table} WHERE {new} = {lit} \
+                         UNION SELECT {new} AS id FROM {table} WHERE {old} = {lit}"
                     ))
                     .await?;
                 for r in &rows {

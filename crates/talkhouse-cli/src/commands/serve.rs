@@ -59,7 +59,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let sources = config.build_sources(&[])?;
     let dest = config.open_destination().await?;
-    super::sync::prepare_all(&sources, &*dest).await?;
     talkhouse_server::serve(serve, sources, dest, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

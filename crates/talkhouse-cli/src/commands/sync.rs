@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use talkhouse_model::{Destination, LoadStatus, Row, Source};
-use talkhouse_sync::{Enricher, SyncOptions, SyncReport};
+use talkhouse_model::{Destination, LoadStatus, Source};
+use talkhouse_sync::{Run, SyncReport};
 
 use crate::config::Config;
 
@@ -26,16 +26,7 @@ pub struct Args {
     full_refresh: bool,
 }
 
-/// Scores sentiment of model messages during sync.
-pub struct Sentiment;
-
-impl Enricher for Sentiment {
-    fn enrich(&self, row: &mut Row) {
-        talkhouse_analytics::enrich_row(row);
-    }
-}
-
-/// Creates every source's tables and the cross-vendor views.
+/// Creates every source's tables and the cross-vendor views (the one pipeline's preparation).
 ///
 /// # Errors
 /// When the destination refuses.
@@ -43,14 +34,9 @@ pub async fn prepare_all(
     sources: &[Arc<dyn Source>],
     dest: &dyn Destination,
 ) -> anyhow::Result<()> {
-    for s in sources {
-        talkhouse_sync::prepare(&**s, dest).await?;
-    }
-    if !sources.is_empty() {
-        for stmt in talkhouse_analytics::model_view_statements() {
-            dest.execute(&stmt).await?;
-        }
-    }
+    talkhouse_analytics::pipeline()
+        .prepare(sources, dest)
+        .await?;
     Ok(())
 }
 
@@ -63,16 +49,16 @@ pub async fn sync_all(
     dest: Arc<dyn Destination>,
     full_refresh: bool,
 ) -> anyhow::Result<bool> {
-    prepare_all(&sources, &*dest).await?;
-    let opts = SyncOptions {
+    let pipeline = talkhouse_analytics::pipeline();
+    pipeline.prepare(&sources, &*dest).await?;
+    let run = Run {
         full_refresh,
         progress: crate::progress::Bars::if_terminal(),
-        enricher: Some(Arc::new(Sentiment)),
-        ..SyncOptions::default()
+        ..Run::default()
     };
     let runs = sources
         .iter()
-        .map(|s| talkhouse_sync::sync_source(s.clone(), dest.clone(), &opts));
+        .map(|s| pipeline.sync(s.clone(), dest.clone(), run.clone()));
     let reports: Vec<SyncReport> = futures::future::join_all(runs).await;
     crate::out(&summary(&sources, &reports));
     let mut ok = true;

@@ -373,6 +373,10 @@ impl Source for AdaSource {
         "ada"
     }
 
+    fn http_counters(&self) -> Option<talkhouse_model::HttpCounters> {
+        Some(self.client.stats().counters())
+    }
+
     fn tables(&self) -> Vec<TableSpec> {
         let mut t = tables::tables();
         t.extend(model::tables());

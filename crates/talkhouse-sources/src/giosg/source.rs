@@ -641,6 +641,10 @@ impl Source for GiosgSource {
         VENDOR
     }
 
+    fn http_counters(&self) -> Option<talkhouse_model::HttpCounters> {
+        Some(self.client.stats().counters())
+    }
+
     fn tables(&self) -> Vec<TableSpec> {
         let mut t = tables::tables();
         t.extend(talkhouse_model::model::tables());

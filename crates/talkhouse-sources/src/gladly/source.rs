@@ -1168,6 +1168,10 @@ impl Source for GladlySource {
         VENDOR
     }
 
+    fn http_counters(&self) -> Option<talkhouse_model::HttpCounters> {
+        self.client().map(|c| c.stats().counters())
+    }
+
     fn tables(&self) -> Vec<TableSpec> {
         tables::all()
     }
@@ -1212,6 +1216,14 @@ impl Source for GladlySource {
             (tables::MERGES, "old_id"),
             (tables::MERGES, "new_id"),
         ]
+    }
+
+    fn customer_id_history(&self) -> Option<talkhouse_model::IdHistory> {
+        Some(talkhouse_model::IdHistory {
+            table: tables::MERGES,
+            old: "old_id",
+            new: "new_id",
+        })
     }
 
     fn conversation_columns(&self) -> Vec<(TableRef, &'static str)> {

@@ -387,11 +387,13 @@ pub fn parse_record(value: &Value, export_date: NaiveDate) -> Result<Parsed, Str
             .set("ended_at", end)
             .set("status", status_str.map(str::to_owned))
             .set("message_count", message_count)
+            // Ultimate's own definitions: a conversation without a status counts, as neither
+            // escalated nor bot handled, so the model's rates are the vendor's.
             .set(
                 "escalated",
-                status_str.map(|s| ESCALATION_STATUSES.contains(&s)),
+                status_str.is_some_and(|s| ESCALATION_STATUSES.contains(&s)),
             )
-            .set("bot_handled", status_str.map(|s| s == "botHandled"))
+            .set("bot_handled", status_str == Some("botHandled"))
             .set("updated_at", end.or(start)),
     );
     Ok(Parsed {

@@ -436,6 +436,10 @@ impl Source for UltimateSource {
         VENDOR
     }
 
+    fn http_counters(&self) -> Option<talkhouse_model::HttpCounters> {
+        Some(self.client.stats().counters())
+    }
+
     fn tables(&self) -> Vec<TableSpec> {
         let mut t = tables::tables();
         t.extend(model::tables());
