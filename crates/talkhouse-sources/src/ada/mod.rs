@@ -36,8 +36,10 @@
 //! (`created_since`/`created_to`). A checkpoint follows every page: `{"cursor", "window_end"}`
 //! where `cursor` is the next page's lower bound (the last record's timestamp) and
 //! `window_end` the window being read, so a killed sync resumes on the page it was on. The
-//! first sync starts at `start_date` (default and floor: 12 months back; older starts are
-//! clamped with a warning, since Ada keeps only the previous year).
+//! first sync starts at `start_date` (default and floor: 12 months back, since Ada keeps only
+//! the previous year). An older `start_date`, or a cursor that fell behind the floor (no sync
+//! for a year), is clamped to it with a warning in the state's `warnings`, which `talkhouse
+//! status` shows until a later run no longer needs it.
 //!
 //! # Quirks
 //! * Ingestion lag: records appear at least 2 h late (24–48 h for some tenants, near real time

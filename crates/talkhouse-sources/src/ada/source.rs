@@ -138,13 +138,14 @@ impl AdaSource {
     }
 
     /// Where a run starts: the committed cursor, else `start_date`, else 12 months back, never
-    /// older than Ada keeps.
+    /// older than Ada keeps. A cursor or `start_date` older than that comes back with a warning
+    /// for `talkhouse status`.
     fn start(
         &self,
         stream: Stream,
         ctx: &StreamContext,
         now: DateTime<Utc>,
-    ) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
+    ) -> (DateTime<Utc>, Option<DateTime<Utc>>, Option<String>) {
         let floor = now - HISTORY + FLOOR_MARGIN;
         let state = if ctx.full_refresh {
             None
@@ -162,27 +163,35 @@ impl AdaSource {
             None => (self.settings.start_date.unwrap_or(floor), None),
         };
         if cursor < floor {
-            if state.is_some() || self.settings.start_date.is_some() {
-                tracing::warn!(
-                    source = %self.name,
-                    stream = stream.name(),
-                    start = %fmt_bound(cursor),
-                    floor = %fmt_bound(floor),
-                    "Ada only exports the previous 12 months: starting at the floor instead"
-                );
+            let warning = (state.is_some() || self.settings.start_date.is_some()).then(|| {
+                let what = if state.is_some() {
+                    "the cursor"
+                } else {
+                    "`start_date`"
+                };
+                format!(
+                    "Ada only exports the previous 12 months: {what} {} is older, so this run started at {}; \
+                     what lies between them can no longer be exported",
+                    fmt_bound(cursor),
+                    fmt_bound(floor)
+                )
+            });
+            if let Some(w) = &warning {
+                tracing::warn!(source = %self.name, stream = stream.name(), "{w}");
             }
-            return (floor, None);
+            return (floor, None, warning);
         }
         (
             cursor,
             window_end.filter(|e| *e > cursor && *e - cursor <= self.settings.window),
+            None,
         )
     }
 
     fn run(&self, stream: Stream, ctx: StreamContext) -> EventStream<'_> {
         let now = (self.now)();
         let upper = now - self.settings.lag;
-        let (cursor, window_end) = self.start(stream, &ctx, now);
+        let (cursor, window_end, warning) = self.start(stream, &ctx, now);
         let walk = Walk {
             stream,
             cursor,
@@ -190,6 +199,7 @@ impl AdaSource {
             upper,
             next_url: None,
             seen: HashMap::new(),
+            warnings: warning.into_iter().collect(),
             done: cursor >= upper,
         };
         tracing::info!(source = %self.name, stream = stream.name(), from = %fmt_bound(cursor), to = %fmt_bound(upper), "syncing");
@@ -306,6 +316,9 @@ impl AdaSource {
         if let Some(end) = walk.window_end {
             state["window_end"] = json!(fmt_bound(end));
         }
+        if !walk.warnings.is_empty() {
+            state["warnings"] = json!(walk.warnings);
+        }
         events.push(Ok(Event::Checkpoint(state)));
         Ok(events)
     }
@@ -315,10 +328,13 @@ impl AdaSource {
             HttpErrorKind::Status(status @ (401 | 403)) => {
                 let hint = match self.settings.api_version {
                     ApiVersion::V2 => {
-                        "v2 needs an API key from Platform > APIs; legacy Data Export tokens are rejected on v2"
+                        "v2 takes an API key made under Platform > APIs and rejects legacy Data Export tokens; \
+                         a key that worked before was deleted or replaced there"
                     }
                     _ => {
-                        "only one Data Export token exists at a time: generating a new one (anywhere) invalidates the old; trial tokens expire after 30 days"
+                        "only one Data Export token exists at a time: generating a new one (by anyone, for any tool) \
+                         invalidates the old, and Ada cannot restore it; put the current token in `token` and give every \
+                         other consumer the same one; trial tokens expire 30 days after the first was generated"
                     }
                 };
                 SourceError::Auth {
@@ -345,6 +361,8 @@ struct Walk {
     next_url: Option<String>,
     /// Ids emitted at or after the cursor (the only ones a boundary can repeat).
     seen: HashMap<String, DateTime<Utc>>,
+    /// Problems of this run, kept in every checkpoint for `talkhouse status`.
+    warnings: Vec<String>,
     done: bool,
 }
 

@@ -377,7 +377,107 @@ async fn bad_credentials_fail_with_a_hint() {
     )
     .await;
     let err = report.streams[0].error.clone().unwrap_or_default();
-    assert!(err.contains("only one Data Export token"), "{err}");
+    assert!(
+        err.contains("401")
+            && err.contains("generating a new one")
+            && err.contains("invalidates the old"),
+        "{err}"
+    );
+    emu.stop().await;
+}
+
+fn warnings(state: Option<Value>) -> Vec<String> {
+    state
+        .and_then(|s| s.get("warnings").cloned())
+        .and_then(|w| serde_json::from_value(w).ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn starts_older_than_a_year_are_clamped_with_a_status_warning() {
+    let emu = emulator(0.05, Variants::default(), false).await;
+    let messages_only = SyncOptions {
+        streams: Some(vec!["messages".into()]),
+        ..Default::default()
+    };
+    // Without `start_date` the floor is the default: nothing to warn about.
+    let plain = Arc::new(MemoryDestination::new());
+    let src = Arc::new(source(&emu, "v2", talkhouse_emulator::ada::V2_TOKEN, ""));
+    assert!(sync_source(src, plain.clone(), &messages_only).await.ok());
+    assert_eq!(
+        warnings(plain.state("ada", "messages")),
+        Vec::<String>::new()
+    );
+
+    let old = (emu.clock.now() - chrono::Duration::days(400)).format("%Y-%m-%d");
+    let src = Arc::new(source(
+        &emu,
+        "v2",
+        talkhouse_emulator::ada::V2_TOKEN,
+        &format!("start_date = \"{old}\"\n"),
+    ));
+    let dest = Arc::new(MemoryDestination::new());
+    post(&emu, "/_emulator/ada/stats/reset").await;
+    assert!(
+        sync_source(src.clone(), dest.clone(), &messages_only)
+            .await
+            .ok()
+    );
+    let w = warnings(dest.state("ada", "messages"));
+    assert!(
+        w.iter()
+            .any(|w| w.contains("previous 12 months") && w.contains(&format!("`start_date` {old}"))),
+        "{w:?}"
+    );
+    // It did start at the floor, not at `start_date`.
+    let floor = talkhouse_model::time::parse_timestamp(
+        truth(&emu).await.extra["floor"].as_str().unwrap_or(""),
+    )
+    .expect("floor");
+    let first = &stats(&emu).await["requests"][0];
+    let since = first["since"]
+        .as_str()
+        .and_then(talkhouse_model::time::parse_timestamp)
+        .expect("since");
+    assert!(
+        since >= floor && since - floor < chrono::Duration::hours(1),
+        "{first}"
+    );
+    assert_eq!(
+        dest.count("ada", "messages"),
+        expect(&truth(&emu).await, "messages")
+    );
+
+    // A cursor left more than a year behind (no sync for a year) says so too.
+    let stale = serde_json::json!({
+        "cursor": (floor - chrono::Duration::days(30)).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    });
+    let events: Vec<_> = futures::StreamExt::collect::<Vec<_>>(src.run_stream(
+        "messages",
+        talkhouse_model::StreamContext {
+            state: Some(stale),
+            ..Default::default()
+        },
+    ))
+    .await;
+    let checkpoint = events.into_iter().rev().find_map(|e| match e {
+        Ok(talkhouse_model::Event::Checkpoint(s)) => Some(s),
+        _ => None,
+    });
+    let w = warnings(checkpoint);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("previous 12 months") && w.contains("the cursor")),
+        "{w:?}"
+    );
+
+    // The next run starts from its own cursor: the warning is gone.
+    emu.clock.advance(chrono::Duration::days(1));
+    assert!(sync_source(src, dest.clone(), &messages_only).await.ok());
+    assert_eq!(
+        warnings(dest.state("ada", "messages")),
+        Vec::<String>::new()
+    );
     emu.stop().await;
 }
 
