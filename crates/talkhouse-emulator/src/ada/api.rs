@@ -140,6 +140,11 @@ pub struct Ada {
     pub v2_key: String,
     /// Legacy token trial expiry (emulated time).
     pub trial_expires: Option<DateTime<Utc>>,
+    /// Late ingestion: one message in this many (0: none) becomes visible only
+    /// [`Ada::late_delay`] after the lag has passed.
+    pub late_every: u64,
+    /// How much later than the lag a late message is ingested.
+    pub late_delay: Duration,
     /// Request log.
     pub log: Mutex<Vec<Logged>>,
     /// Answers 429 given.
@@ -181,6 +186,8 @@ impl Ada {
             regenerations: AtomicU64::new(0),
             v2_key: super::V2_TOKEN.to_owned(),
             trial_expires: None,
+            late_every: 0,
+            late_delay: Duration::hours(6),
             log: Mutex::new(Vec::new()),
             throttled: AtomicU64::new(0),
             served: AtomicU64::new(0),
@@ -191,6 +198,22 @@ impl Ada {
     /// Records visible are those older than this instant.
     pub fn horizon(&self) -> DateTime<Utc> {
         self.clock.now() - self.lag
+    }
+
+    /// Whether Ada has ingested message `m` by the time records older than `horizon` are
+    /// visible: at once for most, [`Ada::late_delay`] later for the late ones.
+    pub fn message_visible(&self, m: &data::Msg, horizon: DateTime<Utc>) -> bool {
+        m.at < horizon && (!self.is_late(m) || m.at + self.late_delay < horizon)
+    }
+
+    /// Whether message `m` is one of the late ones (chosen by its id, so the choice holds
+    /// across runs and restarts).
+    pub fn is_late(&self, m: &data::Msg) -> bool {
+        self.late_every > 0
+            && m.id
+                .get(8..)
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+                .is_some_and(|h| data::mix(h ^ 0x1A7E).is_multiple_of(self.late_every))
     }
 
     /// The oldest instant still exported (12 months back).
@@ -580,7 +603,7 @@ fn collect(
                 return;
             }
             for m in &c.messages {
-                if m.at >= lo && m.at < hi && m.at < horizon {
+                if m.at >= lo && m.at < hi && ada.message_visible(m, horizon) {
                     hits.push(Hit {
                         at: m.at,
                         id: m.id.clone(),

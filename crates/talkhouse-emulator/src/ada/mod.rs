@@ -29,6 +29,9 @@
 //! started and continues forever at the same pace, so advancing the clock brings new ones. A
 //! record is visible once older than `now − lag`; conversations get a later version (CSAT filled
 //! in, `date_updated` moved) for about a third of them; only the previous 12 months are served.
+//! Ada sometimes ingests data later than its documented lag: with `ada.late_every` one message
+//! in N (chosen by its id) becomes visible only `ada.late_delay` after the lag, behind a
+//! connector's cursor if it trusts the lag.
 //! v2 conversation dates carry no zone; message dates end in `+00:00`.
 //!
 //! # Control endpoints
@@ -43,6 +46,8 @@
 //! | `ada.caps` | `off`, `on` | also 100 requests/min and 15,000/day per endpoint (strict mode) |
 //! | `ada.rate_headers` | `off`, `on` | `Retry-After` on 429 and `X-RateLimit-*` on every answer |
 //! | `ada.lag` | `2h`, `48h`, `0`, any duration | ingestion lag |
+//! | `ada.late_every` | `0` (none), N | one message in N is ingested late |
+//! | `ada.late_delay` | `6h`, any duration | how much later than the lag a late message appears |
 //! | `ada.link` | `default` (v1 root-relative, v2 absolute), `root`, `relative`, `absolute` | form of `next_page_uri` |
 //! | `ada.zoneless` | `v2_conversations`, `all`, `none` | which dates lack a zone suffix |
 //! | `ada.old_window` | `empty`, `error` | bounds older than 12 months: nothing there, or 400/422 |
@@ -109,6 +114,9 @@ pub fn state(opts: &EmulatorOptions) -> Arc<Ada> {
     ada.rate_headers = v.on("ada.rate_headers");
     ada.old_window_error = v.get_or("ada.old_window", "empty") == "error";
     ada.reject_non_z = v.get_or("ada.non_z", "reject") != "accept";
+    ada.late_every = v.get_or("ada.late_every", "0").parse().unwrap_or(0);
+    ada.late_delay = crate::clock::parse_duration(v.get_or("ada.late_delay", "6h"))
+        .unwrap_or(Duration::hours(6));
     ada.trial_expires = v
         .get("ada.trial_days")
         .and_then(|d| d.parse::<i64>().ok())
@@ -140,7 +148,7 @@ pub fn truth(ada: &Ada) -> GroundTruth {
         for m in c
             .messages
             .iter()
-            .filter(|m| m.at < horizon && m.at >= floor)
+            .filter(|m| m.at >= floor && ada.message_visible(m, horizon))
         {
             messages += 1;
             let t = m

@@ -6,10 +6,7 @@ use serde_json::Value;
 use talkhouse_emulator::giosg::{DELETED_USER_TOKEN, TOKEN};
 use talkhouse_emulator::{EmulatorOptions, Running, Variants, Vendor, start};
 
-const SAMPLES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/giosg"
-);
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/giosg");
 
 fn opts(scale: f64) -> EmulatorOptions {
     EmulatorOptions::new(7, scale)

@@ -52,6 +52,11 @@ const fn default_window_days() -> u32 {
 fn default_lag() -> String {
     "2h".to_owned()
 }
+fn default_lookback() -> String {
+    "2d".to_owned()
+}
+/// The longest look-back accepted: one Ada window.
+const MAX_LOOKBACK_DAYS: i64 = 60;
 
 /// Settings as written in the config file.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -77,6 +82,10 @@ pub struct AdaConfig {
     /// `0`). Default `2h`, as Ada documents; some tenants need `48h`.
     #[serde(default = "default_lag")]
     pub lag: String,
+    /// How far behind its cursor every run reads again, for records Ada ingested later than
+    /// `lag` (`2d` default, `0` to turn it off, at most `60d`). Re-read records merge on `_id`.
+    #[serde(default = "default_lookback")]
+    pub lookback: String,
     /// Records per page, 100–10,000 (default 10,000).
     #[serde(default = "default_page_size")]
     pub page_size: u32,
@@ -106,6 +115,8 @@ pub struct Settings {
     pub start_date: Option<DateTime<Utc>>,
     /// Ingestion lag.
     pub lag: Duration,
+    /// How far behind the cursor each run reads again.
+    pub lookback: Duration,
     /// Records per page.
     pub page_size: u32,
     /// Requests per second per endpoint.
@@ -187,6 +198,17 @@ impl AdaConfig {
                     ),
                 )
             })?;
+        let lookback = parse_lag(&self.lookback)
+            .filter(|d| *d >= Duration::zero() && *d <= Duration::days(MAX_LOOKBACK_DAYS))
+            .ok_or_else(|| {
+                ConfigError::key(
+                    "lookback",
+                    format!(
+                        "`lookback` must be a duration from 0 to {MAX_LOOKBACK_DAYS}d like 2d or 12h, got `{}`",
+                        self.lookback
+                    ),
+                )
+            })?;
         let start_date = match &self.start_date {
             None => None,
             Some(s) => Some(talkhouse_model::time::parse_timestamp(s).ok_or_else(|| {
@@ -202,6 +224,7 @@ impl AdaConfig {
             api_version: self.api_version,
             start_date,
             lag,
+            lookback,
             page_size: self.page_size,
             requests_per_second: self.requests_per_second,
             window: Duration::days(i64::from(self.window_days)),
@@ -226,12 +249,14 @@ mod tests {
         assert_eq!(s.api_version, ApiVersion::V2);
         assert_eq!(s.page_size, 10_000);
         assert_eq!(s.lag, Duration::hours(2));
+        assert_eq!(s.lookback, Duration::days(2));
         assert!((s.requests_per_second - 3.0).abs() < f64::EPSILON);
         assert_eq!(s.window, Duration::days(60));
-        let s = parse("token = \"t\"\nbase_url = \"http://127.0.0.1:9/\"\napi_version = \"v1.4\"\nlag = \"48h\"\nstart_date = \"2025-01-01\"\n").expect("valid");
+        let s = parse("token = \"t\"\nbase_url = \"http://127.0.0.1:9/\"\napi_version = \"v1.4\"\nlag = \"48h\"\nlookback = \"0\"\nstart_date = \"2025-01-01\"\n").expect("valid");
         assert_eq!(s.base_url, "http://127.0.0.1:9");
         assert_eq!(s.api_version, ApiVersion::V14);
         assert_eq!(s.lag, Duration::hours(48));
+        assert_eq!(s.lookback, Duration::zero());
     }
 
     #[test]
@@ -250,6 +275,10 @@ mod tests {
                 "window_days",
             ),
             ("token = \"t\"\nbot_handle = \"a\"\nlag = \"soon\"\n", "lag"),
+            (
+                "token = \"t\"\nbot_handle = \"a\"\nlookback = \"90d\"\n",
+                "lookback",
+            ),
             ("token = \"t\"\n", "bot_handle"),
             ("token = \"t\"\nbot_handle = \"a\"\ntokn = 1\n", "tokn"),
             (

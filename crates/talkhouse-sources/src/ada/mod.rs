@@ -36,12 +36,30 @@
 //! (`created_since`/`created_to`). A checkpoint follows every page: `{"cursor", "window_end"}`
 //! where `cursor` is the next page's lower bound (the last record's timestamp) and
 //! `window_end` the window being read, so a killed sync resumes on the page it was on. The
-//! first sync starts at `start_date` (default and floor: 12 months back; older starts are
-//! clamped with a warning, since Ada keeps only the previous year).
+//! first sync starts at `start_date` (default and floor: 12 months back, since Ada keeps only
+//! the previous year). An older `start_date`, or a cursor that fell behind the floor (no sync
+//! for a year), is clamped to it with a warning in the state's `warnings`, which `talkhouse
+//! status` shows until a later run no longer needs it.
+//!
+//! # Look-back
+//! Ada's lag is not a promise: now and then it ingests records later than `lag`, behind a
+//! cursor that trusted it. So every run first reads again the `lookback` (default `2d`, `0`
+//! turns it off, at most `60d`) behind its cursor, from a whole hour up to where the previous
+//! run stopped, then goes on from there; the records read again merge on `id`. A killed run
+//! resumes where it stopped, inside the look-back or after it, without starting it anew.
+//! To say what the look-back caught, the state keeps how many distinct records the runs read per
+//! hour of the cursor field (`seen`, only the hours a look-back still reaches, so it stays
+//! small however large the traffic): what an hour holds now beyond that count, the previous runs
+//! had missed. The state's `lookback_found` is that number for the last look-back, and when it
+//! is not 0 a warning in `talkhouse status` names it (raise `lag` if it recurs). For messages,
+//! which Ada never changes, the number is exact unless Ada also deleted a message of the same
+//! hour; a conversation updated again leaves its old hour, so for conversations it is a lower
+//! bound. `talkhouse.loads` counts the records read again among the run's rows.
 //!
 //! # Quirks
 //! * Ingestion lag: records appear at least 2 h late (24–48 h for some tenants, near real time
-//!   on v2): the upper bound is now − `lag`, so nothing is skipped before it is ingested.
+//!   on v2): the upper bound is now − `lag`, so nothing is skipped before it is ingested; what
+//!   comes later still, the look-back reads.
 //! * v2 conversation dates come without a zone (taken as UTC); message dates carry `+00:00`.
 //! * `sender`/`recipient` name the bot with a literal that changed over time (`ada`, `Ada`,
 //!   `bot`, `agent`): matched case-insensitively; the chatter is `chatter_id`; any other id is
@@ -51,6 +69,7 @@
 
 mod config;
 pub mod inputs;
+mod lookback;
 mod records;
 mod source;
 mod tables;

@@ -13,6 +13,7 @@ use talkhouse_model::{
 };
 
 use super::config::{ApiVersion, Settings};
+use super::lookback::{self, Counts, Reread};
 use super::records::{self, Mapped, RecordError};
 use super::tables::{self, CONVERSATIONS, MESSAGES};
 
@@ -24,6 +25,11 @@ const HISTORY: Duration = Duration::days(365);
 /// Distance kept from the 12-month edge, so a request is never older than Ada allows by the
 /// time it arrives.
 const FLOOR_MARGIN: Duration = Duration::minutes(10);
+
+/// The oldest instant a run asks Ada for.
+fn floor(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - HISTORY + FLOOR_MARGIN
+}
 
 /// The two streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,14 +144,15 @@ impl AdaSource {
     }
 
     /// Where a run starts: the committed cursor, else `start_date`, else 12 months back, never
-    /// older than Ada keeps.
+    /// older than Ada keeps. A cursor or `start_date` older than that comes back with a warning
+    /// for `talkhouse status`.
     fn start(
         &self,
         stream: Stream,
         ctx: &StreamContext,
         now: DateTime<Utc>,
-    ) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
-        let floor = now - HISTORY + FLOOR_MARGIN;
+    ) -> (DateTime<Utc>, Option<DateTime<Utc>>, Option<String>) {
+        let floor = floor(now);
         let state = if ctx.full_refresh {
             None
         } else {
@@ -162,37 +169,68 @@ impl AdaSource {
             None => (self.settings.start_date.unwrap_or(floor), None),
         };
         if cursor < floor {
-            if state.is_some() || self.settings.start_date.is_some() {
-                tracing::warn!(
-                    source = %self.name,
-                    stream = stream.name(),
-                    start = %fmt_bound(cursor),
-                    floor = %fmt_bound(floor),
-                    "Ada only exports the previous 12 months: starting at the floor instead"
-                );
+            let warning = (state.is_some() || self.settings.start_date.is_some()).then(|| {
+                let what = if state.is_some() {
+                    "the cursor"
+                } else {
+                    "`start_date`"
+                };
+                format!(
+                    "Ada only exports the previous 12 months: {what} {} is older, so this run started at {}; \
+                     what lies between them can no longer be exported",
+                    fmt_bound(cursor),
+                    fmt_bound(floor)
+                )
+            });
+            if let Some(w) = &warning {
+                tracing::warn!(source = %self.name, stream = stream.name(), "{w}");
             }
-            return (floor, None);
+            return (floor, None, warning);
         }
         (
             cursor,
             window_end.filter(|e| *e > cursor && *e - cursor <= self.settings.window),
+            None,
         )
     }
 
     fn run(&self, stream: Stream, ctx: StreamContext) -> EventStream<'_> {
         let now = (self.now)();
         let upper = now - self.settings.lag;
-        let (cursor, window_end) = self.start(stream, &ctx, now);
-        let walk = Walk {
-            stream,
+        let (cursor, window_end, warning) = self.start(stream, &ctx, now);
+        let state = if ctx.full_refresh {
+            None
+        } else {
+            ctx.state.as_ref()
+        };
+        let plan = lookback::plan(
+            state,
             cursor,
             window_end,
+            self.settings.lookback,
+            floor(now),
+        );
+        let walk = Walk {
+            stream,
+            cursor: plan.cursor,
+            window_end: plan.window_end,
             upper,
             next_url: None,
             seen: HashMap::new(),
-            done: cursor >= upper,
+            counts: plan.counts,
+            done: plan.reread.is_none() && plan.cursor >= upper,
+            reread: plan.reread,
+            found: plan.found,
+            warnings: warning.into_iter().collect(),
         };
-        tracing::info!(source = %self.name, stream = stream.name(), from = %fmt_bound(cursor), to = %fmt_bound(upper), "syncing");
+        tracing::info!(
+            source = %self.name,
+            stream = stream.name(),
+            from = %fmt_bound(walk.cursor),
+            to = %fmt_bound(upper),
+            lookback_until = ?walk.reread.as_ref().map(|r| fmt_bound(r.until)),
+            "syncing"
+        );
         futures::stream::unfold(walk, move |mut walk| async move {
             if walk.done {
                 return None;
@@ -213,9 +251,11 @@ impl AdaSource {
     /// Fetches one page and turns it into events ending with a checkpoint.
     async fn step(&self, walk: &mut Walk) -> Result<Vec<Result<Event, SourceError>>, SourceError> {
         let stream = walk.stream;
+        // A look-back reads up to where the previous run stopped, then the run goes on.
+        let upper = walk.reread.as_ref().map_or(walk.upper, |r| r.until);
         let window_end = match walk.window_end {
-            Some(e) => e.min(walk.upper),
-            None => (walk.cursor + self.settings.window).min(walk.upper),
+            Some(e) => e.min(upper),
+            None => (walk.cursor + self.settings.window).min(upper),
         };
         walk.window_end = Some(window_end);
         let url = match walk.next_url.take() {
@@ -259,6 +299,7 @@ impl AdaSource {
                         continue;
                     }
                     walk.seen.insert(m.id, m.at);
+                    walk.counts.add(m.at);
                     events.push(Ok(Event::Records(m.rows)));
                 }
                 Err(e) => events.push(Ok(Event::Quarantine(Quarantined {
@@ -299,15 +340,56 @@ impl AdaSource {
                 walk.cursor = window_end;
                 walk.window_end = None;
                 walk.seen.clear();
-                walk.done = walk.cursor >= walk.upper;
+                if let Some(done) = walk.reread.take_if(|r| walk.cursor >= r.until) {
+                    self.finish_lookback(walk, done);
+                }
+                walk.done = walk.reread.is_none() && walk.cursor >= walk.upper;
             }
         }
+        events.push(Ok(Event::Checkpoint(self.checkpoint(walk))));
+        Ok(events)
+    }
+
+    /// The look-back has read up to where the previous run stopped: what it found beyond the
+    /// previous runs' counts, they had missed.
+    fn finish_lookback(&self, walk: &mut Walk, done: Reread) {
+        walk.found = done.before.map(|before| walk.counts.beyond(&before));
+        if let Some(n) = walk.found.filter(|n| *n > 0) {
+            tracing::warn!(
+                source = %self.name,
+                stream = walk.stream.name(),
+                found = n,
+                "the look-back found records that earlier runs had missed"
+            );
+        }
+    }
+
+    /// The state after a page: position, look-back counts and outcome, warnings.
+    fn checkpoint(&self, walk: &mut Walk) -> Value {
+        walk.counts.keep_from(walk.cursor - self.settings.lookback);
         let mut state = json!({"cursor": fmt_bound(walk.cursor), "api_version": self.settings.api_version.as_str()});
         if let Some(end) = walk.window_end {
             state["window_end"] = json!(fmt_bound(end));
         }
-        events.push(Ok(Event::Checkpoint(state)));
-        Ok(events)
+        state[lookback::COUNTS_KEY] = json!(walk.counts.without(walk.seen.values().copied()));
+        if let Some(r) = &walk.reread {
+            state[lookback::REREAD_KEY] = json!(r);
+        }
+        let mut warnings = walk.warnings.clone();
+        if let Some(n) = walk.found {
+            state[lookback::FOUND_KEY] = json!(n);
+            if n > 0 {
+                warnings.push(format!(
+                    "the look-back found {n} {} that earlier runs had missed: Ada ingested them later than `lag` \
+                     (now loaded); if this recurs, raise `lag`, or `lookback` if they come later still",
+                    walk.stream.name()
+                ));
+            }
+        }
+        if !warnings.is_empty() {
+            state["warnings"] = json!(warnings);
+        }
+        state
     }
 
     fn http_error(&self, e: HttpError) -> SourceError {
@@ -315,10 +397,13 @@ impl AdaSource {
             HttpErrorKind::Status(status @ (401 | 403)) => {
                 let hint = match self.settings.api_version {
                     ApiVersion::V2 => {
-                        "v2 needs an API key from Platform > APIs; legacy Data Export tokens are rejected on v2"
+                        "v2 takes an API key made under Platform > APIs and rejects legacy Data Export tokens; \
+                         a key that worked before was deleted or replaced there"
                     }
                     _ => {
-                        "only one Data Export token exists at a time: generating a new one (anywhere) invalidates the old; trial tokens expire after 30 days"
+                        "only one Data Export token exists at a time: generating a new one (by anyone, for any tool) \
+                         invalidates the old, and Ada cannot restore it; put the current token in `token` and give every \
+                         other consumer the same one; trial tokens expire 30 days after the first was generated"
                     }
                 };
                 SourceError::Auth {
@@ -345,6 +430,14 @@ struct Walk {
     next_url: Option<String>,
     /// Ids emitted at or after the cursor (the only ones a boundary can repeat).
     seen: HashMap<String, DateTime<Utc>>,
+    /// Distinct records read per hour, for the look-back's comparison.
+    counts: Counts,
+    /// The look-back still to read.
+    reread: Option<Reread>,
+    /// Records the run's look-back found that earlier runs had missed.
+    found: Option<u64>,
+    /// Problems of this run, kept in every checkpoint for `talkhouse status`.
+    warnings: Vec<String>,
     done: bool,
 }
 

@@ -17,7 +17,7 @@
 //! # Auth
 //! `Authorization: Token <token>` (or `Bearer` with `auth_scheme = "bearer"`). Tokens die with
 //! the user that created them: a 401/403 with a token that used to work usually means that user
-//! was deleted. Triggers are verified with `app_secret` (HS256 `data` JWT, `exp` enforced).
+//! was deleted or deactivated, and the error says so (for the sync, triggers and `end-stale`). Triggers are verified with `app_secret` (HS256 `data` JWT, `exp` enforced).
 //!
 //! # Pagination
 //! `{next, previous, results}` with absolute `next` URLs carrying opaque cursors; the connector

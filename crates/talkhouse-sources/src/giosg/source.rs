@@ -24,6 +24,11 @@ use super::records::{self, ChatKeyState, MessageOutcome, str_field};
 use super::tables;
 
 const VENDOR: &str = "giosg";
+
+/// What a rejected token usually means: Giosg API tokens belong to the user who created them.
+const AUTH_HINT: &str = "a Giosg API token dies with the user who created it: if this token worked before, \
+that user was probably deleted or deactivated; create a new token while signed in as an active user \
+(a dedicated API user outlives staff changes), or give the user access to the rooms if it lost it";
 /// The one stream.
 pub const CHATS_STREAM: &str = "chats";
 /// The warning kept in the state while encrypted data arrives without a key to read it.
@@ -114,14 +119,15 @@ impl GiosgSource {
         }
     }
 
-    fn error_for(&self, url: &str, status: StatusCode, body: &[u8]) -> SourceError {
+    /// The error for a non-2xx answer; 401 and 403 carry [`AUTH_HINT`].
+    pub(crate) fn error_for(&self, url: &str, status: StatusCode, body: &[u8]) -> SourceError {
         let detail: String = String::from_utf8_lossy(body).chars().take(300).collect();
         let url = url.split_once('?').map_or(url, |(b, _)| b).to_owned();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             SourceError::Auth {
                 vendor: VENDOR,
                 status: status.as_u16(),
-                detail: format!("{url}: {detail}"),
+                detail: format!("{url}: {detail} (hint: {AUTH_HINT})"),
             }
         } else {
             SourceError::Http {

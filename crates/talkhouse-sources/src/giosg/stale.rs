@@ -6,7 +6,7 @@
 //! sends one (no clock skew between the two sides), else the local clock.
 
 use chrono::{DateTime, Duration, Utc};
-use http::{Method, StatusCode};
+use http::Method;
 use serde_json::{Value, json};
 use talkhouse_http::Request;
 use talkhouse_model::SourceError;
@@ -83,27 +83,7 @@ impl GiosgSource {
                             _ => break,
                         }
                     }
-                    Err((status, body)) => {
-                        let detail: String =
-                            String::from_utf8_lossy(&body).chars().take(300).collect();
-                        return Err(
-                            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
-                            {
-                                SourceError::Auth {
-                                    vendor: "giosg",
-                                    status: status.as_u16(),
-                                    detail,
-                                }
-                            } else {
-                                SourceError::Http {
-                                    vendor: "giosg",
-                                    url: base.clone(),
-                                    status: Some(status.as_u16()),
-                                    message: detail,
-                                }
-                            },
-                        );
-                    }
+                    Err((status, body)) => return Err(self.error_for(&base, status, &body)),
                 }
             }
         }

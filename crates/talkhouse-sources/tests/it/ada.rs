@@ -1,9 +1,10 @@
 //! Ada connector against the Ada emulator.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use chrono::{DateTime, DurationRound, Utc};
 use serde_json::Value;
 use talkhouse_emulator::{EmulatorOptions, GroundTruth, Running, Variants, Vendor};
 use talkhouse_model::{Cell, Source};
@@ -224,7 +225,13 @@ async fn full_sync_v2_absolute_links_zoneless_everywhere() {
 #[tokio::test]
 async fn incremental_sync_reads_only_the_new_window() {
     let emu = emulator(0.3, Variants::default(), false).await;
-    let src = Arc::new(source(&emu, "v2", talkhouse_emulator::ada::V2_TOKEN, ""));
+    // Without the look-back (tested on its own below), a run reads nothing it has read.
+    let src = Arc::new(source(
+        &emu,
+        "v2",
+        talkhouse_emulator::ada::V2_TOKEN,
+        "lookback = \"0\"\n",
+    ));
     let dest = Arc::new(MemoryDestination::new());
     assert!(
         sync_source(src.clone(), dest.clone(), &SyncOptions::default())
@@ -377,7 +384,215 @@ async fn bad_credentials_fail_with_a_hint() {
     )
     .await;
     let err = report.streams[0].error.clone().unwrap_or_default();
-    assert!(err.contains("only one Data Export token"), "{err}");
+    assert!(
+        err.contains("401")
+            && err.contains("generating a new one")
+            && err.contains("invalidates the old"),
+        "{err}"
+    );
+    emu.stop().await;
+}
+
+/// The messages a destination holds: id → `date_created`.
+fn messages(dest: &MemoryDestination) -> BTreeMap<String, DateTime<Utc>> {
+    dest.rows("ada", "messages")
+        .into_iter()
+        .filter_map(|r| match (r.cells.get("id"), r.cells.get("date_created")) {
+            (Some(Cell::Text(id)), Some(Cell::Timestamp(at))) => Some((id.clone(), *at)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn late_messages_are_loaded_by_the_next_run_and_counted_in_status() {
+    // One message in five is ingested 5 h after the 2 h lag.
+    let emu = emulator(
+        0.3,
+        Variants::default()
+            .with("ada.late_every", "5")
+            .with("ada.late_delay", "5h"),
+        false,
+    )
+    .await;
+    let messages_only = SyncOptions {
+        streams: Some(vec!["messages".into()]),
+        ..Default::default()
+    };
+    let token = talkhouse_emulator::ada::V2_TOKEN;
+    let with = Arc::new(source(&emu, "v2", token, ""));
+    let without = Arc::new(source(&emu, "v2", token, "lookback = \"0\"\n"));
+    let (a, b) = (
+        Arc::new(MemoryDestination::new()),
+        Arc::new(MemoryDestination::new()),
+    );
+    assert!(
+        sync_source(with.clone(), a.clone(), &messages_only)
+            .await
+            .ok()
+    );
+    assert!(
+        sync_source(without.clone(), b.clone(), &messages_only)
+            .await
+            .ok()
+    );
+    let first = messages(&a);
+    assert_eq!(first.len(), expect(&truth(&emu).await, "messages"));
+    let state = a.state("ada", "messages").expect("state");
+    assert!(
+        state.get("lookback_found").is_none(),
+        "a first run has no look-back: {state}"
+    );
+    let until = state["cursor"]
+        .as_str()
+        .and_then(talkhouse_model::time::parse_timestamp)
+        .expect("cursor");
+
+    // Six hours on, the late messages of the five hours before the first run's cursor are in.
+    emu.clock.advance(chrono::Duration::hours(6));
+    post(&emu, "/_emulator/ada/stats/reset").await;
+    assert!(
+        sync_source(with.clone(), a.clone(), &messages_only)
+            .await
+            .ok()
+    );
+    assert!(sync_source(without, b.clone(), &messages_only).await.ok());
+    let t = truth(&emu).await;
+    let second = messages(&a);
+    assert_eq!(
+        second.len(),
+        expect(&t, "messages"),
+        "every message, the late ones too"
+    );
+    let late = second
+        .iter()
+        .filter(|(id, at)| **at < until && !first.contains_key(*id))
+        .count();
+    assert!(late > 0, "the emulator ingested no message late");
+    let state = a.state("ada", "messages").expect("state");
+    assert_eq!(state["lookback_found"], late, "{state}");
+    let w = warnings(Some(state));
+    assert!(
+        w.iter().any(|w| w.contains(&format!(
+            "the look-back found {late} messages that earlier runs had missed"
+        ))),
+        "{w:?}"
+    );
+    // The look-back started two days (whole hours) behind the cursor.
+    let since = stats(&emu).await["requests"][0]["since"]
+        .as_str()
+        .and_then(talkhouse_model::time::parse_timestamp)
+        .expect("since");
+    assert_eq!(
+        since,
+        (until - chrono::Duration::days(2))
+            .duration_trunc(chrono::Duration::hours(1))
+            .expect("an hour")
+    );
+    // Without the look-back they stay missing.
+    assert_eq!(messages(&b).len() + late, expect(&t, "messages"));
+
+    // At the same instant nothing more is late: the look-back finds none, the warning goes.
+    assert!(sync_source(with, a.clone(), &messages_only).await.ok());
+    assert_eq!(messages(&a).len(), expect(&t, "messages"));
+    let state = a.state("ada", "messages").expect("state");
+    assert_eq!(state["lookback_found"], 0, "{state}");
+    assert_eq!(warnings(Some(state)), Vec::<String>::new());
+    emu.stop().await;
+}
+
+fn warnings(state: Option<Value>) -> Vec<String> {
+    state
+        .and_then(|s| s.get("warnings").cloned())
+        .and_then(|w| serde_json::from_value(w).ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn starts_older_than_a_year_are_clamped_with_a_status_warning() {
+    let emu = emulator(0.05, Variants::default(), false).await;
+    let messages_only = SyncOptions {
+        streams: Some(vec!["messages".into()]),
+        ..Default::default()
+    };
+    // Without `start_date` the floor is the default: nothing to warn about.
+    let plain = Arc::new(MemoryDestination::new());
+    let src = Arc::new(source(&emu, "v2", talkhouse_emulator::ada::V2_TOKEN, ""));
+    assert!(sync_source(src, plain.clone(), &messages_only).await.ok());
+    assert_eq!(
+        warnings(plain.state("ada", "messages")),
+        Vec::<String>::new()
+    );
+
+    let old = (emu.clock.now() - chrono::Duration::days(400)).format("%Y-%m-%d");
+    let src = Arc::new(source(
+        &emu,
+        "v2",
+        talkhouse_emulator::ada::V2_TOKEN,
+        &format!("start_date = \"{old}\"\n"),
+    ));
+    let dest = Arc::new(MemoryDestination::new());
+    post(&emu, "/_emulator/ada/stats/reset").await;
+    assert!(
+        sync_source(src.clone(), dest.clone(), &messages_only)
+            .await
+            .ok()
+    );
+    let w = warnings(dest.state("ada", "messages"));
+    assert!(
+        w.iter()
+            .any(|w| w.contains("previous 12 months") && w.contains(&format!("`start_date` {old}"))),
+        "{w:?}"
+    );
+    // It did start at the floor, not at `start_date`.
+    let floor = talkhouse_model::time::parse_timestamp(
+        truth(&emu).await.extra["floor"].as_str().unwrap_or(""),
+    )
+    .expect("floor");
+    let first = &stats(&emu).await["requests"][0];
+    let since = first["since"]
+        .as_str()
+        .and_then(talkhouse_model::time::parse_timestamp)
+        .expect("since");
+    assert!(
+        since >= floor && since - floor < chrono::Duration::hours(1),
+        "{first}"
+    );
+    assert_eq!(
+        dest.count("ada", "messages"),
+        expect(&truth(&emu).await, "messages")
+    );
+
+    // A cursor left more than a year behind (no sync for a year) says so too.
+    let stale = serde_json::json!({
+        "cursor": (floor - chrono::Duration::days(30)).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    });
+    let events: Vec<_> = futures::StreamExt::collect::<Vec<_>>(src.run_stream(
+        "messages",
+        talkhouse_model::StreamContext {
+            state: Some(stale),
+            ..Default::default()
+        },
+    ))
+    .await;
+    let checkpoint = events.into_iter().rev().find_map(|e| match e {
+        Ok(talkhouse_model::Event::Checkpoint(s)) => Some(s),
+        _ => None,
+    });
+    let w = warnings(checkpoint);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("previous 12 months") && w.contains("the cursor")),
+        "{w:?}"
+    );
+
+    // The next run starts from its own cursor: the warning is gone.
+    emu.clock.advance(chrono::Duration::days(1));
+    assert!(sync_source(src, dest.clone(), &messages_only).await.ok());
+    assert_eq!(
+        warnings(dest.state("ada", "messages")),
+        Vec::<String>::new()
+    );
     emu.stop().await;
 }
 

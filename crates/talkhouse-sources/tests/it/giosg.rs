@@ -629,13 +629,27 @@ async fn auth_failures_fail_the_stream() {
         )],
         true,
     );
-    let source = giosg::build("giosg", sec).expect("config");
+    let source = giosg::build("giosg", sec.clone()).expect("config");
     let events: Vec<_> =
         futures::StreamExt::collect::<Vec<_>>(source.run_stream("chats", StreamContext::default()))
             .await;
     let err = events.into_iter().find_map(Result::err).expect("an error");
     assert!(
         matches!(err, talkhouse_model::SourceError::Auth { status: 401, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("hint: a Giosg API token dies with the user who created it"),
+        "{err}"
+    );
+    // `end-stale` lists with the same token and says the same.
+    let err = giosg::end_stale("giosg", sec, chrono::Duration::days(7), false)
+        .await
+        .expect_err("a deleted user's token is refused");
+    assert!(
+        matches!(err, talkhouse_model::SourceError::Auth { status: 401, .. })
+            && err.to_string().contains("dies with the user"),
         "{err}"
     );
     r.stop().await;

@@ -388,6 +388,43 @@ async fn warns_when_the_newest_job_nears_retention() {
 }
 
 #[tokio::test]
+async fn warns_of_the_gap_when_jobs_were_deleted_before_they_were_read() {
+    let env = Env::new(0.05, false).await;
+    let dest = Arc::new(MemoryDestination::new());
+    let only_export = SyncOptions {
+        streams: Some(vec!["export".into()]),
+        ..SyncOptions::default()
+    };
+    assert!(sync(&env.source(""), &dest, &only_export).await.ok());
+    // Twenty days without a sync: the jobs of the first six are gone from the API.
+    env.opts.clock.advance(Duration::days(20));
+    assert!(sync(&env.source(""), &dest, &only_export).await.ok());
+    let warnings: Vec<String> = dest
+        .state("gladly", "export")
+        .and_then(|s| s.get("warnings").cloned())
+        .and_then(|w| serde_json::from_value(w).ok())
+        .unwrap_or_default();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("gap in Gladly export jobs") && w.contains("lost to the export")),
+        "{warnings:?}"
+    );
+    // Once the jobs still kept are read, nothing is missing: the next run warns no more.
+    env.opts.clock.advance(Duration::days(1));
+    assert!(sync(&env.source(""), &dest, &only_export).await.ok());
+    let after = dest
+        .state("gladly", "export")
+        .and_then(|s| s.get("warnings").cloned());
+    assert!(
+        after
+            .as_ref()
+            .is_none_or(|w| w.as_array().is_some_and(Vec::is_empty)),
+        "{after:?}"
+    );
+}
+
+#[tokio::test]
 async fn strict_rate_limits_are_respected() {
     let env = Env::new(0.05, true).await;
     let text = format!(
