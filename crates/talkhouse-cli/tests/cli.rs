@@ -149,13 +149,13 @@ fn demo_fills_every_vendor_schema_then_status_and_report_read_it() {
     // One number per metric: Ultimate's bot-handled and escalation rates are the same figure
     // on the cross-vendor line and in Ultimate's own block.
     let by_source = &report["escalation"]["by_source"]["ultimate"];
-    for (model, vendor) in [
-        ("bot_handled_rate", "bot_handled_rate"),
-        ("escalation_rate", "escalation_rate"),
-    ] {
-        let a = by_source[model].as_f64().expect("a model rate");
-        let b = report["ultimate"][vendor].as_f64().expect("Ultimate's rate");
-        assert!((a - b).abs() < 1e-12, "{model}: {a} in the model, {b} by Ultimate");
+    for rate in ["bot_handled_rate", "escalation_rate"] {
+        let a = by_source[rate].as_f64().expect("a model rate");
+        let b = report["ultimate"][rate].as_f64().expect("Ultimate's rate");
+        assert!(
+            (a - b).abs() < 1e-12,
+            "{rate}: {a} in the model, {b} by Ultimate"
+        );
     }
 
     // A second run with nothing new changes no vendor row.

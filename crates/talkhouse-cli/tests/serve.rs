@@ -298,7 +298,10 @@ async fn a_scheduled_sync_writes_the_rows_of_talkhouse_sync() {
     support::sync(
         dir.path(),
         "synced",
-        &format!("kind = \"duckdb\"\npath = {:?}", synced.display().to_string()),
+        &format!(
+            "kind = \"duckdb\"\npath = {:?}",
+            synced.display().to_string()
+        ),
         &sources,
     );
 
@@ -343,7 +346,11 @@ async fn a_scheduled_sync_writes_the_rows_of_talkhouse_sync() {
     }
     for v in vendors {
         let failed = format!("talkhouse_sync_runs_total{{source=\"{v}\",status=\"failed\"}}");
-        assert_eq!(metric(&base, &failed).await, 0.0, "{v}'s scheduled sync failed");
+        assert_eq!(
+            metric(&base, &failed).await,
+            0.0,
+            "{v}'s scheduled sync failed"
+        );
         let requests = metric(
             &base,
             &format!("talkhouse_vendor_requests_total{{source=\"{v}\",vendor=\"{v}\"}}"),

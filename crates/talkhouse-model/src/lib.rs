@@ -35,6 +35,7 @@ pub use error::{DestinationError, SourceError};
 pub use event::{EraseMode, Erasure, Event, Quarantined, Row};
 pub use secret::Secret;
 pub use source::{
-    EventStream, HttpCounters, IdHistory, PushRequest, PushVerdict, Source, StreamContext, StreamDef,
+    EventStream, HttpCounters, IdHistory, PushRequest, PushVerdict, Source, StreamContext,
+    StreamDef,
 };
 pub use table::{Column, ColumnType, MODEL_SCHEMA, TableRef, TableSpec};

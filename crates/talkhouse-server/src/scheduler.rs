@@ -99,7 +99,11 @@ pub(crate) async fn run(
         let started = Instant::now();
         let report = app
             .pipeline
-            .sync(source.clone(), app.dest.clone(), talkhouse_sync::Run::default())
+            .sync(
+                source.clone(),
+                app.dest.clone(),
+                talkhouse_sync::Run::default(),
+            )
             .await;
         let secs = started.elapsed().as_secs_f64();
         app.metrics.set("talkhouse_sync_running", &labels, 0.0);

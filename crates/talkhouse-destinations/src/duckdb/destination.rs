@@ -217,12 +217,14 @@ pub const MIN_MEMORY_LIMIT: u64 = 64 << 20;
 /// `/proc/meminfo` tells it), at most [`DEFAULT_MEMORY_LIMIT_CAP`]; the cap where the machine
 /// does not say.
 pub fn default_memory_limit() -> String {
-    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
-        text.lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kib| kib.saturating_mul(1024))
-    });
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map(|kib| kib.saturating_mul(1024))
+        });
     let bytes = total.map_or(DEFAULT_MEMORY_LIMIT_CAP, |t| {
         (t / 4).clamp(MIN_MEMORY_LIMIT, DEFAULT_MEMORY_LIMIT_CAP)
     });
@@ -880,7 +882,10 @@ mod tests {
     fn the_default_memory_limit_is_a_quarter_of_the_machine_at_most_512_mib() {
         let limit = default_memory_limit();
         let bytes = human_bytes(&limit).expect("a size");
-        assert!((MIN_MEMORY_LIMIT..=DEFAULT_MEMORY_LIMIT_CAP).contains(&bytes), "{limit}");
+        assert!(
+            (MIN_MEMORY_LIMIT..=DEFAULT_MEMORY_LIMIT_CAP).contains(&bytes),
+            "{limit}"
+        );
     }
 
     #[tokio::test]
@@ -892,7 +897,10 @@ mod tests {
             .query("SELECT current_setting('memory_limit') AS m")
             .await
             .expect("query");
-        let bytes = shown[0]["m"].as_str().and_then(human_bytes).expect("a size");
+        let bytes = shown[0]["m"]
+            .as_str()
+            .and_then(human_bytes)
+            .expect("a size");
         let want = human_bytes(&default_memory_limit()).expect("a size");
         // DuckDB rounds what it shows to a tenth of the unit.
         assert!(bytes.abs_diff(want) < want / 100, "{bytes} vs {want}");
@@ -904,7 +912,10 @@ mod tests {
         let text = DuckDbDestination::open_with(&path, &tiny)
             .expect_err("refused")
             .to_string();
-        assert!(text.contains("too small") && text.contains("64MiB"), "{text}");
+        assert!(
+            text.contains("too small") && text.contains("64MiB"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
