@@ -31,6 +31,37 @@ const PASSWORD: &str = "hook-pa55";
 /// The serve process; SIGKILLed on drop if still running.
 struct Serve(Child);
 
+impl Serve {
+    /// `talkhouse serve --config <config>` in `dir`, its output discarded.
+    fn start(config: &std::path::Path, dir: &std::path::Path) -> Self {
+        Self(
+            Command::new(env!("CARGO_BIN_EXE_talkhouse"))
+                .args(["serve", "--config"])
+                .arg(config)
+                .current_dir(dir)
+                .env_remove("RUST_LOG")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// SIGTERM, then asserts a clean exit.
+    fn stop(mut self) {
+        let pid = self.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let code = self.0.wait().unwrap();
+        assert!(code.success(), "serve exits 0 on SIGTERM: {code:?}");
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -90,17 +121,7 @@ async fn webhooks_and_triggers_through_serve() {
         ),
     )
     .unwrap();
-    let mut serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_talkhouse"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .current_dir(dir.path())
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let serve = Serve::start(&config, dir.path());
     let started = Instant::now();
     while reqwest::get(format!("{base}/healthz")).await.is_err() {
         assert!(
@@ -203,16 +224,7 @@ async fn webhooks_and_triggers_through_serve() {
     );
 
     // SIGTERM: a clean stop, then the warehouse holds every item the webhooks named.
-    let pid = serve.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let code = serve.0.wait().unwrap();
-    assert!(code.success(), "serve exits 0 on SIGTERM: {code:?}");
+    serve.stop();
     let dest = DuckDbDestination::open(&warehouse).unwrap();
     let items: BTreeSet<String> = dest
         .query("SELECT id FROM gladly.conversation_items")
@@ -320,17 +332,7 @@ async fn a_scheduled_sync_writes_the_rows_of_talkhouse_sync() {
         ),
         &sources,
     );
-    let mut serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_talkhouse"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .current_dir(dir.path())
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let serve = Serve::start(&config, dir.path());
     let started = Instant::now();
     loop {
         if reqwest::get(format!("{base}/healthz")).await.is_ok()
@@ -358,15 +360,7 @@ async fn a_scheduled_sync_writes_the_rows_of_talkhouse_sync() {
         .await;
         assert!(requests > 0.0, "/metrics counts {v}'s requests");
     }
-    let pid = serve.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(serve.0.wait().unwrap().success());
+    serve.stop();
     for r in running {
         r.stop().await;
     }
