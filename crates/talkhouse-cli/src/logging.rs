@@ -11,10 +11,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the subscriber. Default filter: `info` for talkhouse, `warn` for the rest.
-pub fn init(format: LogFormat) {
+/// Installs the subscriber. Default filter: `info` for talkhouse, `warn` for the rest; with
+/// `quiet` (the demo, which shows progress bars and a summary instead), `warn` for all.
+/// `RUST_LOG` overrides either.
+pub fn init(format: LogFormat, quiet: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("warn,talkhouse=info,talkhouse_sync=info,talkhouse_sources=info,talkhouse_server=info,talkhouse_destinations=info")
+        EnvFilter::new(if quiet {
+            "warn"
+        } else {
+            "warn,talkhouse=info,talkhouse_sync=info,talkhouse_sources=info,talkhouse_server=info,talkhouse_destinations=info"
+        })
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

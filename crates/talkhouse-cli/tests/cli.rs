@@ -90,11 +90,13 @@ fn demo_fills_every_vendor_schema_then_status_and_report_read_it() {
     for vendor in ["gladly", "giosg", "ada", "ultimate"] {
         assert!(out.contains(vendor), "demo output lacks {vendor}:\n{out}");
     }
-    // Quarantined records are summed up per stream, not logged one by one.
+    // Quarantined records are summed up per stream, not logged one by one, and the demo
+    // keeps the terminal for progress and the report.
     assert!(
         !err.contains("record quarantined"),
         "one line per quarantined record:\n{err}"
     );
+    assert!(err.lines().count() <= 20, "stderr:\n{err}");
     let o = talkhouse(
         dir.path(),
         &[
@@ -116,6 +118,13 @@ fn demo_fills_every_vendor_schema_then_status_and_report_read_it() {
             .map(|s| s["rows"].as_i64().unwrap_or(0))
             .sum();
         assert!(rows > 0, "no rows for {vendor}: {status}");
+        // Every load records the vendor requests its stream made.
+        let requests: i64 = streams
+            .iter()
+            .filter(|s| s["source"] == vendor)
+            .map(|s| s["requests"].as_i64().expect("requests recorded"))
+            .sum();
+        assert!(requests > 0, "no requests recorded for {vendor}: {status}");
     }
     let o = talkhouse(
         dir.path(),

@@ -142,12 +142,20 @@ async fn duckdb_postgres_and_delta_hold_the_same_rows() {
         let mut got = json_of(dir.path(), name, "report");
         got["generated_at"] = Value::Null;
         assert_close(&got, &want, name);
+    }
+    for name in ["duckdb", "postgres", "delta"] {
         let status = json_of(dir.path(), name, "status");
         let streams = status["streams"].as_array().unwrap();
         assert!(
             streams.len() >= 10 && streams.iter().all(|s| s["status"] == "succeeded"),
             "{name}: {status}"
         );
+        // `talkhouse.loads` carries the vendor requests of each run in every destination.
+        let export = streams
+            .iter()
+            .find(|s| s["source"] == "gladly" && s["stream"] == "export")
+            .unwrap();
+        assert!(export["requests"].as_i64().unwrap() > 0, "{name}: {export}");
     }
 
     for name in ["duckdb", "postgres", "delta"] {

@@ -98,6 +98,10 @@ pub struct EmulatorOptions {
     pub strict_rate_limits: bool,
     /// Switches for what the vendor facts leave unconfirmed.
     pub variants: Variants,
+    /// Days of history the connectors are told to back-fill, in the credentials of emulators
+    /// whose connector has such a setting (Ultimate's `backfill_days`); `None` keeps the
+    /// connectors' defaults. `talkhouse demo` reads two weeks to finish in seconds.
+    pub backfill_days: Option<u32>,
 }
 
 impl EmulatorOptions {
@@ -111,6 +115,7 @@ impl EmulatorOptions {
             faults: FaultSpec::default(),
             strict_rate_limits: false,
             variants: Variants::default(),
+            backfill_days: None,
         }
     }
 

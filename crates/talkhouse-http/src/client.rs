@@ -180,7 +180,8 @@ impl Request {
     }
 }
 
-/// Counters of one client, for `/metrics` and tests.
+/// Counters of one client, for `/metrics`, `talkhouse.loads` and tests: totals, and the same
+/// per stream (the [`Request::stream`] each request names).
 #[derive(Debug, Default)]
 pub struct HttpStats {
     /// Attempts sent.
@@ -191,6 +192,16 @@ pub struct HttpStats {
     pub throttled: AtomicU64,
     /// Requests that failed for good.
     pub failures: AtomicU64,
+    by_stream: Mutex<HashMap<&'static str, talkhouse_model::HttpCounters>>,
+}
+
+/// What [`HttpStats::add`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counter {
+    Attempt,
+    Retry,
+    Throttled,
+    Failure,
 }
 
 impl HttpStats {
@@ -202,6 +213,38 @@ impl HttpStats {
             throttled: self.throttled.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
         }
+    }
+
+    /// The counters of the requests made for one stream (zero when it made none).
+    pub fn stream_counters(&self, stream: &str) -> talkhouse_model::HttpCounters {
+        self.by_stream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(stream)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn add(&self, stream: &'static str, counter: Counter) {
+        let total = match counter {
+            Counter::Attempt => &self.attempts,
+            Counter::Retry => &self.retries,
+            Counter::Throttled => &self.throttled,
+            Counter::Failure => &self.failures,
+        };
+        total.fetch_add(1, Ordering::Relaxed);
+        let mut by_stream = self
+            .by_stream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let c = by_stream.entry(stream).or_default();
+        let field = match counter {
+            Counter::Attempt => &mut c.attempts,
+            Counter::Retry => &mut c.retries,
+            Counter::Throttled => &mut c.throttled,
+            Counter::Failure => &mut c.failures,
+        };
+        *field += 1;
     }
 }
 
@@ -323,7 +366,7 @@ impl Client {
         if a.status.is_success() {
             Ok(a.body)
         } else {
-            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+            self.stats.add(req.stream, Counter::Failure);
             Err(self.status_error(&req, &a))
         }
     }
@@ -363,7 +406,7 @@ impl Client {
             let sent = {
                 let _permit = self.in_flight.acquire().await;
                 self.wait_for_turn(&req).await;
-                self.stats.attempts.fetch_add(1, Ordering::Relaxed);
+                self.stats.add(req.stream, Counter::Attempt);
                 self.build(&req).send().await
             };
             let jitter = rand::rng().random::<f64>();
@@ -384,12 +427,12 @@ impl Client {
                         SystemTime::now(),
                     ) {
                         Decision::RetryAfter(wait) => {
-                            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                            self.stats.add(req.stream, Counter::Retry);
                             tokio::time::sleep(wait).await;
                             continue;
                         }
                         _ => {
-                            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                            self.stats.add(req.stream, Counter::Failure);
                             let message = transport_message(&e);
                             return Err(HttpError {
                                 vendor,
@@ -407,7 +450,7 @@ impl Client {
             let headers = resp.headers().clone();
             let kind_count = if status == StatusCode::TOO_MANY_REQUESTS {
                 throttled += 1;
-                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                self.stats.add(req.stream, Counter::Throttled);
                 throttled
             } else {
                 failed += u32::from(retry::retriable(status));
@@ -441,7 +484,7 @@ impl Client {
                     return Ok((status, headers, Box::pin(body)));
                 }
                 Decision::RetryAfter(wait) => {
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    self.stats.add(req.stream, Counter::Retry);
                     let _ = resp.bytes().await;
                     tracing::info!(
                         attempt,
@@ -452,7 +495,7 @@ impl Client {
                     tokio::time::sleep(wait).await;
                 }
                 Decision::GiveUp => {
-                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    self.stats.add(req.stream, Counter::Failure);
                     let body = resp.bytes().await.unwrap_or_default();
                     let mut e = self.status_error(
                         &req,
@@ -554,7 +597,7 @@ impl Client {
                 let result = {
                     let _permit = self.in_flight.acquire().await;
                     self.wait_for_turn(req).await;
-                    self.stats.attempts.fetch_add(1, Ordering::Relaxed);
+                    self.stats.add(req.stream, Counter::Attempt);
                     match self.build(req).send().await {
                         Ok(resp) => {
                             let status = resp.status();
@@ -573,7 +616,7 @@ impl Client {
                     Ok(a) => {
                         let kind_count = if a.status == StatusCode::TOO_MANY_REQUESTS {
                             throttled += 1;
-                            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                            self.stats.add(req.stream, Counter::Throttled);
                             throttled
                         } else {
                             failed += u32::from(retry::retriable(a.status));
@@ -618,7 +661,7 @@ impl Client {
                         return Ok(a);
                     }
                     Decision::RetryAfter(wait) => {
-                        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                        self.stats.add(req.stream, Counter::Retry);
                         match &result {
                             Ok(a) => tracing::info!(
                                 attempt,
@@ -636,7 +679,7 @@ impl Client {
                         tokio::time::sleep(wait).await;
                     }
                     Decision::GiveUp => {
-                        self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                        self.stats.add(req.stream, Counter::Failure);
                         let (kind, message) = match (result, failure) {
                             (Ok(a), _) => {
                                 let mut e = self.status_error(req, &a);

@@ -84,6 +84,8 @@ pub struct LoadRecord {
     pub quarantined: u64,
     /// Error message when failed.
     pub error: Option<String>,
+    /// Vendor requests the stream made (`None` where the source keeps no count).
+    pub http: Option<crate::HttpCounters>,
 }
 
 /// Options of `talkhouse maintain`.

@@ -16,6 +16,7 @@
 //! assert_eq!(row.get("id"), Some(&Cell::Text("c-1".into())));
 //! ```
 
+pub mod bookkeeping;
 mod cell;
 mod destination;
 mod error;

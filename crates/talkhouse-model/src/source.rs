@@ -95,6 +95,11 @@ pub trait Source: Send + Sync {
     fn http_counters(&self) -> Option<HttpCounters> {
         None
     }
+    /// Running totals of the requests made for one stream (`talkhouse_http::HttpStats::
+    /// stream_counters`); the engine records what a stream run added in `talkhouse.loads`.
+    fn stream_http_counters(&self, _stream: &str) -> Option<HttpCounters> {
+        None
+    }
 }
 
 /// A table of id changes: each row says that `old` became `new` (a merge, a changed id).
@@ -119,6 +124,19 @@ pub struct HttpCounters {
     pub throttled: u64,
     /// Requests that failed for good.
     pub failures: u64,
+}
+
+impl HttpCounters {
+    /// What was added since `earlier` (counters only grow).
+    #[must_use]
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            attempts: self.attempts.saturating_sub(earlier.attempts),
+            retries: self.retries.saturating_sub(earlier.retries),
+            throttled: self.throttled.saturating_sub(earlier.throttled),
+            failures: self.failures.saturating_sub(earlier.failures),
+        }
+    }
 }
 
 /// A request a vendor pushed to `talkhouse serve` (a webhook or an app trigger).

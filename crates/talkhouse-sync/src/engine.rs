@@ -430,12 +430,17 @@ async fn run_stream(
             rows: 0,
             quarantined: 0,
             error: None,
+            http: None,
         };
         if let Some(p) = &opts.progress {
             p.started(&source_name, stream);
         }
+        let requests_before = source.stream_http_counters(stream);
         let outcome = drive(&*source, &*dest, stream, &load_id, opts, &mut load).await;
         load.finished_at = Some(Utc::now());
+        load.http = source
+            .stream_http_counters(stream)
+            .map(|now| now.since(requests_before.unwrap_or_default()));
         match &outcome {
             Ok(()) => load.status = LoadStatus::Succeeded,
             Err(e) => {

@@ -3,7 +3,8 @@
 //! [`CounterSource`] is a deterministic source: stream `items` yields `total` records in pages
 //! of `page` with a checkpoint after each page (cursor = records done), every `bad_every`-th
 //! record malformed (quarantined), and each record with a child list of `id % 3` entries.
-//! It resumes from its cursor, so crash-and-rerun tests can compare against a clean run.
+//! It resumes from its cursor, so crash-and-rerun tests can compare against a clean run. Each
+//! page served counts as one vendor request of the stream.
 
 use std::sync::Arc;
 
@@ -11,8 +12,8 @@ use futures::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use talkhouse_model::{
-    Column, ColumnType, Event, EventStream, Quarantined, Row, Source, StreamContext, StreamDef,
-    TableRef, TableSpec, model,
+    Column, ColumnType, Event, EventStream, HttpCounters, Quarantined, Row, Source, StreamContext,
+    StreamDef, TableRef, TableSpec, model,
 };
 
 /// The parent table.
@@ -156,5 +157,13 @@ impl Source for CounterSource {
                     futures::stream::iter(ev)
                 });
         Box::pin(events)
+    }
+
+    /// Each page served counts as one request of stream `items`.
+    fn stream_http_counters(&self, stream: &str) -> Option<HttpCounters> {
+        (stream == "items").then(|| HttpCounters {
+            attempts: self.pages_served.load(Ordering::SeqCst),
+            ..HttpCounters::default()
+        })
     }
 }

@@ -63,6 +63,30 @@ async fn failure_after_n_batches_then_rerun_is_exact() {
 }
 
 #[tokio::test]
+async fn each_load_records_the_requests_its_own_run_made() {
+    let dest = Arc::new(MemoryDestination::new());
+    let first = Arc::new(CounterSource::new("counter", 300, 100));
+    assert!(
+        sync_source(first.clone(), dest.clone(), &opts(1000))
+            .await
+            .ok()
+    );
+    // The same source, 150 records later: the run resumes at 300 and reads two pages; the
+    // source's counters keep running, the load records only what this run added.
+    let second = Arc::new(CounterSource {
+        pages_served: first.pages_served.clone(),
+        ..CounterSource::new("counter", 450, 100)
+    });
+    assert!(sync_source(second, dest.clone(), &opts(1000)).await.ok());
+    let requests: Vec<Option<u64>> = dest
+        .loads()
+        .iter()
+        .map(|l| l.http.map(|h| h.attempts))
+        .collect();
+    assert_eq!(requests, vec![Some(3), Some(2)]);
+}
+
+#[tokio::test]
 async fn second_run_with_nothing_new_changes_nothing_but_loads() {
     let dest = Arc::new(MemoryDestination::new());
     let src = Arc::new(CounterSource::new("counter", 300, 100));

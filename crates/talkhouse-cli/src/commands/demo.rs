@@ -12,9 +12,15 @@ use crate::config::Config;
 /// the report: the whole pipeline in one command, offline.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Data volume: 1 ≈ 1,000 conversations per vendor.
-    #[arg(long, default_value_t = 1.0)]
+    /// Data volume: 1 ≈ 1,000 conversations per vendor. The default, 100 per vendor, finishes
+    /// in seconds; a larger world waits longer on the vendors' rate limits (Gladly's 10
+    /// requests/s above all), which the emulators keep.
+    #[arg(long, default_value_t = 0.1)]
     scale: f64,
+    /// Days of history to read where a connector back-fills by day (Ultimate: one request per
+    /// bot per day at 2 requests/s).
+    #[arg(long, default_value_t = 14)]
+    days: u32,
     /// Seed of the generated data.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -32,7 +38,8 @@ pub struct Args {
 /// When an emulator, the sync or the report fails.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let opts = EmulatorOptions::new(args.seed, args.scale);
+    let mut opts = EmulatorOptions::new(args.seed, args.scale);
+    opts.backfill_days = Some(args.days);
     let running = super::emulate::start_all(&Vendor::ALL, &opts, 0).await?;
     for r in &running {
         tracing::info!(vendor = %r.vendor, url = %r.base_url, "emulator started");

@@ -9,8 +9,9 @@ use talkhouse_model::Destination;
 
 use crate::config::Config;
 
-/// Show, per source and stream: the last run, its status, rows, cursor, quarantined records
-/// and warnings (such as data about to fall out of a vendor's retention).
+/// Show, per source and stream: the last run, its status, rows, vendor requests (with retries,
+/// 429 answers and failed requests), cursor, quarantined records and warnings (such as data
+/// about to fall out of a vendor's retention).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Configuration file.
@@ -31,7 +32,8 @@ pub enum Format {
 }
 
 const LAST_LOADS: &str = "SELECT l.source, l.stream, l.status, CAST(l.started_at AS VARCHAR) AS started_at, \
-CAST(l.finished_at AS VARCHAR) AS finished_at, l.rows, l.quarantined, l.error \
+CAST(l.finished_at AS VARCHAR) AS finished_at, l.rows, l.quarantined, l.error, \
+l.requests, l.retries, l.throttled, l.request_failures \
 FROM talkhouse.loads l JOIN (SELECT source, stream, max(started_at) AS started_at FROM talkhouse.loads \
 GROUP BY source, stream) m ON l.source = m.source AND l.stream = m.stream AND l.started_at = m.started_at \
 ORDER BY l.source, l.stream";
@@ -113,23 +115,41 @@ pub fn render(status: &Value) -> String {
         return "no syncs yet: run `talkhouse sync`".into();
     }
     let mut out = format!(
-        "{:<14} {:<26} {:<10} {:<20} {:>9} {:>11}  {}\n",
-        "source", "stream", "status", "last run", "rows", "quarantined", "cursor"
+        "{:<14} {:<26} {:<10} {:<20} {:>9} {:>11} {:>9}  {}\n",
+        "source", "stream", "status", "last run", "rows", "quarantined", "requests", "cursor"
     );
     let mut notes = String::new();
     for s in streams {
         let text = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("-").to_owned();
         let started: String = text("started_at").chars().take(19).collect();
+        let count = |k: &str| s.get(k).and_then(Value::as_i64).unwrap_or(0);
+        let requests = s
+            .get("requests")
+            .and_then(Value::as_i64)
+            .map_or_else(|| "-".to_owned(), |n| n.to_string());
         out.push_str(&format!(
-            "{:<14} {:<26} {:<10} {:<20} {:>9} {:>11}  {}\n",
+            "{:<14} {:<26} {:<10} {:<20} {:>9} {:>11} {:>9}  {}\n",
             text("source"),
             text("stream"),
             text("status"),
             started,
             s["rows"],
             s["quarantined_total"],
+            requests,
             cursor_text(&s["cursor"])
         ));
+        let (retries, throttled, failed) = (
+            count("retries"),
+            count("throttled"),
+            count("request_failures"),
+        );
+        if retries + throttled + failed > 0 {
+            notes.push_str(&format!(
+                "note    {}.{}: {retries} request(s) retried, {throttled} answered 429 (rate limited), {failed} failed for good\n",
+                text("source"),
+                text("stream")
+            ));
+        }
         if let Some(e) = s.get("error").and_then(Value::as_str) {
             notes.push_str(&format!(
                 "error   {}.{}: {e}\n",

@@ -10,6 +10,7 @@ use deltalake::datafusion::prelude::{Expr, SessionConfig, SessionContext, ident,
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
+use talkhouse_model::bookkeeping::{self, BookColumn};
 use talkhouse_model::{
     Cell, ColumnType, Commit, CommitStats, Destination, DestinationError, EraseMode, Erasure,
     LoadRecord, MODEL_SCHEMA, MaintainOptions, Maintenance, QueryRows, Row, TableRef, TableSpec,
@@ -23,9 +24,6 @@ use crate::quote_ident as q;
 
 type Result<T> = std::result::Result<T, DestinationError>;
 
-/// Longest quarantined payload kept, in bytes (as in the SQL destinations).
-const MAX_PAYLOAD: usize = 64 * 1024;
-
 /// Name of the table that lists every table and view of the warehouse.
 const CATALOG: &str = "_catalog";
 
@@ -36,42 +34,9 @@ fn cols(list: &[(&str, ColumnType)]) -> Columns {
     list.iter().map(|(n, t)| ((*n).to_owned(), *t)).collect()
 }
 
-fn state_columns() -> Columns {
-    use ColumnType as T;
-    cols(&[
-        ("source", T::Text),
-        ("stream", T::Text),
-        ("cursor", T::Json),
-        ("updated_at", T::Timestamp),
-    ])
-}
-
-fn loads_columns() -> Columns {
-    use ColumnType as T;
-    cols(&[
-        ("load_id", T::Text),
-        ("source", T::Text),
-        ("stream", T::Text),
-        ("started_at", T::Timestamp),
-        ("finished_at", T::Timestamp),
-        ("status", T::Text),
-        ("rows", T::Integer),
-        ("quarantined", T::Integer),
-        ("error", T::Text),
-    ])
-}
-
-fn quarantine_columns() -> Columns {
-    use ColumnType as T;
-    cols(&[
-        ("source", T::Text),
-        ("stream", T::Text),
-        ("location", T::Text),
-        ("error", T::Text),
-        ("payload", T::Text),
-        ("load_id", T::Text),
-        ("quarantined_at", T::Timestamp),
-    ])
+/// The columns of a bookkeeping table ([`talkhouse_model::bookkeeping`]).
+fn book_columns(list: &[BookColumn]) -> Columns {
+    list.iter().map(|c| (c.name.to_owned(), c.ty)).collect()
 }
 
 fn catalog_columns() -> Columns {
@@ -87,12 +52,11 @@ fn catalog_columns() -> Columns {
 
 /// The bookkeeping tables of schema `talkhouse`, as `(name, columns)`.
 fn bookkeeping() -> Vec<(&'static str, Columns)> {
-    vec![
-        ("state", state_columns()),
-        ("loads", loads_columns()),
-        ("quarantine", quarantine_columns()),
-        (CATALOG, catalog_columns()),
-    ]
+    bookkeeping::TABLES
+        .iter()
+        .map(|(name, list)| (*name, book_columns(list)))
+        .chain([(CATALOG, catalog_columns())])
+        .collect()
 }
 
 fn delta_err(context: impl Into<String>) -> impl FnOnce(DeltaTableError) -> DestinationError {
@@ -185,14 +149,7 @@ fn changed(spec: &TableSpec) -> String {
 }
 
 fn truncated(payload: &str) -> String {
-    if payload.len() <= MAX_PAYLOAD {
-        return payload.to_owned();
-    }
-    let mut end = MAX_PAYLOAD;
-    while !payload.is_char_boundary(end) {
-        end -= 1;
-    }
-    payload[..end].to_owned()
+    bookkeeping::truncate_payload(payload).to_owned()
 }
 
 /// What the process knows of the warehouse.
@@ -639,7 +596,7 @@ impl DeltaDestination {
         if c.quarantine.is_empty() {
             return Ok(());
         }
-        let columns = quarantine_columns();
+        let columns = book_columns(bookkeeping::QUARANTINE);
         let n = c.quarantine.len();
         // One entry per (location, error) within the batch, as the merge key requires.
         let mut seen = HashSet::new();
@@ -685,7 +642,7 @@ impl DeltaDestination {
         c: &Commit,
         state: &serde_json::Value,
     ) -> Result<()> {
-        let columns = state_columns();
+        let columns = book_columns(bookkeeping::STATE);
         let arrays = vec![
             text_array([Some(c.source.clone())]),
             text_array([Some(c.stream.clone())]),
@@ -934,22 +891,13 @@ impl Destination for DeltaDestination {
     async fn record_load(&self, load: &LoadRecord) -> Result<()> {
         let mut inner = self.inner.lock().await;
         self.init_locked(&mut inner).await?;
-        let columns = loads_columns();
-        let started = Cell::Timestamp(load.started_at);
-        let finished = load.finished_at.map_or(Cell::Null, Cell::Timestamp);
-        let rows = Cell::Integer(i64::try_from(load.rows).unwrap_or(i64::MAX));
-        let quarantined = Cell::Integer(i64::try_from(load.quarantined).unwrap_or(i64::MAX));
-        let arrays = vec![
-            text_array([Some(load.load_id.clone())]),
-            text_array([Some(load.source.clone())]),
-            text_array([Some(load.stream.clone())]),
-            values::column(ColumnType::Timestamp, [Some(&started)].into_iter()),
-            values::column(ColumnType::Timestamp, [Some(&finished)].into_iter()),
-            text_array([Some(load.status.as_str().to_owned())]),
-            values::column(ColumnType::Integer, [Some(&rows)].into_iter()),
-            values::column(ColumnType::Integer, [Some(&quarantined)].into_iter()),
-            text_array([load.error.clone()]),
-        ];
+        let columns = book_columns(bookkeeping::LOADS);
+        let cells = load.cells();
+        let arrays = columns
+            .iter()
+            .zip(&cells)
+            .map(|((_, ty), cell)| values::column(*ty, [Some(cell)].into_iter()))
+            .collect();
         let batch = values::batch(&columns, arrays)?;
         let key = format!("{MODEL_SCHEMA}.loads");
         let table = self.latest(&mut inner, &key).await?;
@@ -958,7 +906,7 @@ impl Destination for DeltaDestination {
             .read_batch(batch)
             .map_err(df_err("recording the load"))?;
         let (table, _) = table
-            .merge(source, join_on(&["load_id", "source", "stream"]))
+            .merge(source, join_on(bookkeeping::LOADS_KEY))
             .with_source_alias("s")
             .with_target_alias("t")
             .when_matched_update(|u| {

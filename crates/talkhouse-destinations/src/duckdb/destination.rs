@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use duckdb::types::Value;
 use duckdb::{Connection, params};
+use talkhouse_model::bookkeeping::{LOADS, truncate_payload};
 use talkhouse_model::{
     ColumnType, Commit, CommitStats, Destination, DestinationError, EraseMode, Erasure, LoadRecord,
     MODEL_SCHEMA, QueryRows, Row, TableRef, TableSpec,
@@ -15,6 +16,7 @@ use talkhouse_model::{
 use super::batch::{last_versions, stage_batch};
 use super::values::{sql_type, stage_type, to_json, to_value};
 use crate::quote_ident as q;
+use crate::sql::bookkeeping_ddl;
 
 type Result<T> = std::result::Result<T, DestinationError>;
 
@@ -414,22 +416,6 @@ impl DuckDbDestination {
     }
 }
 
-const INIT_SQL: &str = "
-CREATE SCHEMA IF NOT EXISTS talkhouse;
-CREATE TABLE IF NOT EXISTS talkhouse.state (
-    source VARCHAR NOT NULL, stream VARCHAR NOT NULL, cursor JSON, updated_at TIMESTAMP NOT NULL);
-CREATE TABLE IF NOT EXISTS talkhouse.loads (
-    load_id VARCHAR NOT NULL, source VARCHAR NOT NULL, stream VARCHAR NOT NULL,
-    started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, status VARCHAR NOT NULL,
-    rows BIGINT NOT NULL, quarantined BIGINT NOT NULL, error VARCHAR);
-CREATE TABLE IF NOT EXISTS talkhouse.quarantine (
-    source VARCHAR NOT NULL, stream VARCHAR NOT NULL, location VARCHAR, error VARCHAR,
-    payload VARCHAR, load_id VARCHAR, quarantined_at TIMESTAMP NOT NULL);
-";
-
-/// Longest quarantined payload kept, in bytes.
-const MAX_PAYLOAD: usize = 64 * 1024;
-
 fn prepare_table(conn: &Connection, schema: &str, spec: &TableSpec) -> Result<()> {
     let table = spec.table.name;
     let ctx = format!("creating {schema}.{table}");
@@ -690,15 +676,7 @@ fn apply_commit(
             .prepare("INSERT INTO talkhouse.quarantine VALUES (?, ?, ?, ?, ?, ?, ?)")
             .map_err(db_err("writing quarantine"))?;
         for qr in &c.quarantine {
-            let payload: String = if qr.payload.len() > MAX_PAYLOAD {
-                let mut end = MAX_PAYLOAD;
-                while !qr.payload.is_char_boundary(end) {
-                    end -= 1;
-                }
-                qr.payload[..end].to_owned()
-            } else {
-                qr.payload.clone()
-            };
+            let payload = truncate_payload(&qr.payload);
             stmt.execute(params![
                 c.source,
                 c.stream,
@@ -767,7 +745,7 @@ impl Destination for DuckDbDestination {
 
     async fn init(&self) -> Result<()> {
         self.blocking(|conn, _| {
-            conn.execute_batch(INIT_SQL)
+            conn.execute_batch(&bookkeeping_ddl(sql_type, false))
                 .map_err(db_err("creating schema talkhouse"))
         })
         .await
@@ -826,19 +804,19 @@ impl Destination for DuckDbDestination {
                 params![l.load_id, l.stream],
             )
             .map_err(db_err("recording the load"))?;
+            let names: Vec<String> = LOADS.iter().map(|c| q(c.name)).collect();
+            let values: Vec<Value> = LOADS
+                .iter()
+                .zip(l.cells())
+                .map(|(c, cell)| to_value(&cell, c.ty))
+                .collect();
             tx.execute(
-                "INSERT INTO talkhouse.loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    l.load_id,
-                    l.source,
-                    l.stream,
-                    naive_micros(l.started_at),
-                    l.finished_at.map_or(Value::Null, naive_micros),
-                    l.status.as_str(),
-                    i64::try_from(l.rows).unwrap_or(i64::MAX),
-                    i64::try_from(l.quarantined).unwrap_or(i64::MAX),
-                    l.error
-                ],
+                &format!(
+                    "INSERT INTO talkhouse.loads ({}) VALUES ({})",
+                    names.join(", "),
+                    vec!["?"; names.len()].join(", ")
+                ),
+                duckdb::params_from_iter(values),
             )
             .map_err(db_err("recording the load"))?;
             tx.commit().map_err(db_err("recording the load"))

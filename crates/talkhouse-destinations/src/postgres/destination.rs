@@ -12,14 +12,13 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Transaction};
 
+use talkhouse_model::bookkeeping::{LOADS, truncate_payload};
+
 use super::config::{PostgresConfig, error_text};
 use super::sql;
 use super::values::{PgValue, clean_text, column_json, json_text, raw_json, to_pg, wire_type};
 
 type Result<T> = std::result::Result<T, DestinationError>;
-
-/// Longest quarantined payload kept, in bytes.
-const MAX_PAYLOAD: usize = 64 * 1024;
 
 /// A PostgreSQL warehouse.
 pub struct PostgresDestination {
@@ -48,10 +47,6 @@ pub async fn connect(url: &str) -> Result<PostgresDestination> {
 fn pg_err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DestinationError {
     let context = context.into();
     move |e| DestinationError::query(context, error_text(&e))
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Rows of one target table, converted and deduplicated by primary key (last wins).
@@ -247,11 +242,7 @@ async fn erase_all(
 }
 
 fn truncated(s: &str) -> String {
-    let mut end = s.len().min(MAX_PAYLOAD);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    clean_text(&s[..end]).into_owned()
+    clean_text(truncate_payload(s)).into_owned()
 }
 
 async fn write_quarantine(
@@ -331,7 +322,7 @@ impl Destination for PostgresDestination {
         tx.batch_execute(sql::DDL_LOCK)
             .await
             .map_err(pg_err("creating schema talkhouse"))?;
-        tx.batch_execute(sql::INIT_SQL)
+        tx.batch_execute(&sql::init_sql())
             .await
             .map_err(pg_err("creating schema talkhouse"))?;
         tx.commit()
@@ -429,19 +420,16 @@ impl Destination for PostgresDestination {
 
     async fn record_load(&self, load: &LoadRecord) -> Result<()> {
         let conn = self.conn().await?;
-        let error = load.error.as_deref().map(clean_text);
-        let params: [&(dyn ToSql + Sync); 9] = [
-            &load.load_id,
-            &load.source,
-            &load.stream,
-            &load.started_at,
-            &load.finished_at,
-            &load.status.as_str(),
-            &to_i64(load.rows),
-            &to_i64(load.quarantined),
-            &error.as_deref(),
-        ];
-        conn.execute(sql::UPSERT_LOAD, &params)
+        let cells = load.cells();
+        let values = cells
+            .iter()
+            .zip(LOADS)
+            .map(|(cell, c)| to_pg(cell, c.ty))
+            .collect::<std::result::Result<Vec<_>, String>>()
+            .map_err(|e| DestinationError::query("recording the load", e))?;
+        let params: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        conn.execute(&sql::upsert_load(), &params)
             .await
             .map_err(pg_err("recording the load"))?;
         Ok(())

@@ -8,22 +8,15 @@ use crate::quote_ident as q;
 /// Serialises DDL across processes and tests (`CREATE … IF NOT EXISTS` races on the catalog).
 pub(crate) const DDL_LOCK: &str = "SELECT pg_advisory_xact_lock(7244052313419055)";
 
-/// The bookkeeping tables of schema `talkhouse`.
-pub(crate) const INIT_SQL: &str = "
-CREATE SCHEMA IF NOT EXISTS talkhouse;
-CREATE TABLE IF NOT EXISTS talkhouse.state (
-    source text NOT NULL, stream text NOT NULL, cursor jsonb, updated_at timestamptz NOT NULL,
-    PRIMARY KEY (source, stream));
-CREATE TABLE IF NOT EXISTS talkhouse.loads (
-    load_id text NOT NULL, source text NOT NULL, stream text NOT NULL,
-    started_at timestamptz NOT NULL, finished_at timestamptz, status text NOT NULL,
-    rows bigint NOT NULL, quarantined bigint NOT NULL, error text,
-    PRIMARY KEY (load_id, source, stream));
-CREATE TABLE IF NOT EXISTS talkhouse.quarantine (
-    source text NOT NULL, stream text NOT NULL, location text, error text,
-    payload text, load_id text, quarantined_at timestamptz NOT NULL);
-CREATE INDEX IF NOT EXISTS quarantine_source_stream ON talkhouse.quarantine (source, stream);
-";
+/// The bookkeeping tables of schema `talkhouse` ([`talkhouse_model::bookkeeping`]), with
+/// their keys, and the index `status` reads quarantine counts by.
+pub(crate) fn init_sql() -> String {
+    let mut sql = crate::sql::bookkeeping_ddl(sql_type, true);
+    sql.push_str(
+        "CREATE INDEX IF NOT EXISTS quarantine_source_stream ON talkhouse.quarantine (source, stream);\n",
+    );
+    sql
+}
 
 /// `"schema"."table"`.
 pub(crate) fn table_name(schema: &str, table: &str) -> String {
@@ -194,14 +187,25 @@ pub(crate) const UPSERT_STATE: &str = "
 INSERT INTO talkhouse.state (source, stream, cursor, updated_at) VALUES ($1, $2, $3, $4)
 ON CONFLICT (source, stream) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = EXCLUDED.updated_at";
 
-/// One row of `talkhouse.loads`.
-pub(crate) const UPSERT_LOAD: &str = "
-INSERT INTO talkhouse.loads
-    (load_id, source, stream, started_at, finished_at, status, rows, quarantined, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (load_id, source, stream) DO UPDATE SET
-    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, status = EXCLUDED.status,
-    rows = EXCLUDED.rows, quarantined = EXCLUDED.quarantined, error = EXCLUDED.error";
+/// Inserts or updates one row of `talkhouse.loads`: parameters in the order of
+/// [`talkhouse_model::bookkeeping::LOADS`].
+pub(crate) fn upsert_load() -> String {
+    use talkhouse_model::bookkeeping::{LOADS, LOADS_KEY};
+    let names: Vec<&str> = LOADS.iter().map(|c| c.name).collect();
+    let params: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+    let updates: Vec<String> = names
+        .iter()
+        .filter(|n| !LOADS_KEY.contains(n))
+        .map(|n| format!("{c} = EXCLUDED.{c}", c = q(n)))
+        .collect();
+    format!(
+        "INSERT INTO talkhouse.loads ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+        list(&names),
+        params.join(", "),
+        list(LOADS_KEY),
+        updates.join(", ")
+    )
+}
 
 /// The view named by `CREATE OR REPLACE VIEW <name> AS …`, if the statement is one.
 pub(crate) fn replaced_view(sql: &str) -> Option<&str> {

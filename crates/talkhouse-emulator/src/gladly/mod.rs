@@ -13,7 +13,8 @@
 //!   `GET /conversations/{id}/items` (≤1000, ascending, `Gladly-Limited-Data: true|false`),
 //!   `GET /conversations/{id}` (inbox as it stands now), `GET /customer-profiles/{id}`
 //!   (301 `moved` for merged customers, 404 after deletion), `GET /customers/{id}/conversations`,
-//!   `GET /agents[/{id}]`, `GET /inboxes[/{id}]`, `GET /topics[/{id}]` (with `parentId`).
+//!   `GET /agents[/{id}]`, `GET /inboxes[/{id}]`, `GET /topics[/{id}]` (with `parentId`),
+//!   `GET /teams[/{id}]` (`{id, name, description, agentIds}`; one agent in two teams).
 //! * Per-organisation buckets of 10 requests/s per HTTP method. With
 //!   `EmulatorOptions::strict_rate_limits` a request past the limit gets 429 with
 //!   `Ratelimit-Limit-Second` and `Ratelimit-Remaining-Second` (the headers come on every answer).
@@ -179,6 +180,8 @@ pub fn app(opts: &EmulatorOptions) -> VendorApp {
         .route("/api/v1/inboxes/{id}", get(inbox))
         .route("/api/v1/topics", get(topics))
         .route("/api/v1/topics/{id}", get(topic))
+        .route("/api/v1/teams", get(teams))
+        .route("/api/v1/teams/{id}", get(team))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .route("/_emulator/gladly/downloads", get(downloads))
         .route("/_emulator/gladly/events", get(events))
@@ -564,6 +567,19 @@ async fn agent(State(st): State<St>, Path(id): Path<String>) -> Response {
     }
 }
 
+async fn teams(State(st): State<St>) -> Response {
+    json_ok(Value::Array(
+        (0..st.world.teams).map(|t| st.world.team(t)).collect(),
+    ))
+}
+
+async fn team(State(st): State<St>, Path(id): Path<String>) -> Response {
+    match small_index(&st, &id, kind::TEAM, st.world.teams) {
+        Some(t) => json_ok(st.world.team(t)),
+        None => st.not_found("team"),
+    }
+}
+
 async fn inboxes(State(st): State<St>) -> Response {
     json_ok(Value::Array(
         (0..st.world.inboxes).map(|b| st.world.inbox(b)).collect(),
@@ -724,6 +740,7 @@ pub fn truth(w: &World, now: DateTime<Utc>) -> GroundTruth {
     tables.insert("agents".to_owned(), u64::from(w.agents));
     tables.insert("topics".to_owned(), u64::from(w.topics));
     tables.insert("inboxes".to_owned(), u64::from(w.inboxes));
+    tables.insert("teams".to_owned(), u64::from(w.teams));
     tables.insert("model_conversations".to_owned(), live_conversations);
     tables.insert(
         "model_messages".to_owned(),

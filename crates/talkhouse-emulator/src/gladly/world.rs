@@ -63,6 +63,8 @@ pub mod kind {
     pub const INBOX: u8 = b'B';
     /// Topic.
     pub const TOPIC: u8 = b'T';
+    /// Team.
+    pub const TEAM: u8 = b'G';
     /// Export job (index = UTC day number).
     pub const JOB: u8 = b'J';
     /// Export schedule.
@@ -260,6 +262,8 @@ pub struct World {
     pub inboxes: u32,
     /// Topics.
     pub topics: u32,
+    /// Teams.
+    pub teams: u32,
     /// Clock when the emulator was built.
     pub t0: DateTime<Utc>,
     /// `t0` truncated to the UTC day.
@@ -299,6 +303,7 @@ impl World {
             agents,
             inboxes: 5,
             topics: 12,
+            teams: 3,
             t0,
             day0,
             origin,
@@ -965,6 +970,19 @@ impl World {
             StdRng::seed_from_u64(mix(&[self.seed, u64::from(kind::AGENT), u64::from(a)]));
         let name = text::person_name(&mut rng);
         json!({"id": self.id(kind::AGENT, u64::from(a), 0), "name": name, "emailAddress": text::email(&name, u64::from(a)).replace("example.com", "acme.example")})
+    }
+
+    /// Team `t`: agent `a` works in team `a % teams`, and agent 0 in team 1 as well (an agent
+    /// in two teams); the last team has no description.
+    pub fn team(&self, t: u32) -> Value {
+        const NAMES: [&str; 4] = ["Tier 1", "Tier 2", "Billing specialists", "Night shift"];
+        let agent_ids: Vec<String> = (0..self.agents)
+            .filter(|a| a % self.teams == t || (*a == 0 && t == 1))
+            .map(|a| self.id(kind::AGENT, u64::from(a), 0))
+            .collect();
+        let name = NAMES[usize::try_from(t).unwrap_or(0) % NAMES.len()];
+        let description = (t + 1 < self.teams).then(|| format!("{name} queue"));
+        json!({"id": self.id(kind::TEAM, u64::from(t), 0), "name": name, "description": description, "agentIds": agent_ids})
     }
 
     /// Inbox `b`.

@@ -258,7 +258,7 @@ pub fn app(opts: &EmulatorOptions) -> VendorApp {
         opts.clock.now().date_naive(),
         bots,
     );
-    let credentials = Credentials {
+    let mut credentials = Credentials {
         fields: vec![
             ("organization_id", json!(world.org_id)),
             (
@@ -268,6 +268,11 @@ pub fn app(opts: &EmulatorOptions) -> VendorApp {
             ("token", json!(API_KEY)),
         ],
     };
+    // One request per bot per day at the connector's 2 requests/s: the days read set the
+    // time a first sync takes.
+    if let Some(days) = opts.backfill_days {
+        credentials.fields.push(("backfill_days", json!(days)));
+    }
     let state: St = Arc::new(State_ {
         world,
         settings: s,

@@ -651,6 +651,10 @@ impl Source for GiosgSource {
         Some(self.client.stats().counters())
     }
 
+    fn stream_http_counters(&self, stream: &str) -> Option<talkhouse_model::HttpCounters> {
+        Some(self.client.stats().stream_counters(stream))
+    }
+
     fn tables(&self) -> Vec<TableSpec> {
         let mut t = tables::tables();
         t.extend(talkhouse_model::model::tables());

@@ -14,7 +14,8 @@
 //!   them one after the other costs no time, and it makes the first sighting of an assignment
 //!   (its `seen_at`) the same on every run: a merged customer's conversations, re-read by
 //!   `customers`, would otherwise race the same rows from `conversations`.
-//! * Streams `agents`, `topics` (with `parent_id`), `inboxes` (after `export`): the full lists.
+//! * Streams `agents`, `topics` (with `parent_id`), `inboxes`, `teams` (with `agent_ids`, so
+//!   that work can be grouped by team) (after `export`): the full lists.
 //! * Webhooks ([`Source::verify_push`] / [`Source::process_push`]): the item a
 //!   `CONTACT/MESSAGE_*` names, the conversation and its item list for `CONVERSATION*` events,
 //!   merges for `CUSTOMER/MERGED`, the profile for `CUSTOMER_PROFILE/*`.
@@ -76,7 +77,9 @@ use crate::ConfigError;
 pub use config::{GladlyConfig, HeaderAuth};
 pub use records::{FileKind, channel_of, sender_role};
 pub use source::{GladlySource, constant_time_eq};
-pub use tables::{AGENTS, ASSIGNMENTS, CONVERSATIONS, CUSTOMERS, INBOXES, ITEMS, MERGES, TOPICS};
+pub use tables::{
+    AGENTS, ASSIGNMENTS, CONVERSATIONS, CUSTOMERS, INBOXES, ITEMS, MERGES, TEAMS, TOPICS,
+};
 
 /// Builds a configured Gladly source.
 ///

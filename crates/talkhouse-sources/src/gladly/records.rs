@@ -6,7 +6,7 @@ use talkhouse_model::time::parse_timestamp;
 use talkhouse_model::{Cell, EraseMode, Erasure, Event, Row, model};
 
 use super::tables::{
-    AGENTS, ASSIGNMENTS, CONVERSATIONS, CUSTOMERS, INBOXES, ITEMS, MERGES, TOPICS,
+    AGENTS, ASSIGNMENTS, CONVERSATIONS, CUSTOMERS, INBOXES, ITEMS, MERGES, TEAMS, TOPICS,
 };
 
 /// Which export file a line came from.
@@ -324,6 +324,24 @@ pub fn inbox_row(v: &Value) -> Result<Row, String> {
         .set("id", req(v, "id")?)
         .set("name", s(v, "name"))
         .set("disabled", v.get("disabled").and_then(Value::as_bool))
+        .with_raw(v.to_string()))
+}
+
+/// A team, with the ids of its agents (`agentIds`; an agent may be in several teams).
+///
+/// # Errors
+/// When it has no `id`, or `agentIds` is there but not a list.
+pub fn team_row(v: &Value) -> Result<Row, String> {
+    let agent_ids = match v.get("agentIds") {
+        None | Some(Value::Null) => Value::Array(Vec::new()),
+        Some(a @ Value::Array(_)) => a.clone(),
+        Some(other) => return Err(format!("agentIds is not a list: {other}")),
+    };
+    Ok(Row::new(TEAMS)
+        .set("id", req(v, "id")?)
+        .set("name", s(v, "name"))
+        .set("description", s(v, "description"))
+        .set("agent_ids", Cell::Json(agent_ids))
         .with_raw(v.to_string()))
 }
 

@@ -294,6 +294,7 @@ const CONVERSATIONS: &str = "conversations";
 const AGENTS: &str = "agents";
 const TOPICS: &str = "topics";
 const INBOXES: &str = "inboxes";
+const TEAMS: &str = "teams";
 const PUSH: &str = "push";
 
 fn cell_text(v: &Value, k: &str) -> Option<String> {
@@ -935,6 +936,7 @@ impl GladlySource {
             let row = match stream {
                 AGENTS => records::agent_row(&item, &raw),
                 INBOXES => records::inbox_row(&item),
+                TEAMS => records::team_row(&item),
                 _ => {
                     // The list may leave parents out; the single topic has them.
                     let full = match (item.get("parentId"), cell_text(&item, "id")) {
@@ -1172,6 +1174,10 @@ impl Source for GladlySource {
         self.client().map(|c| c.stats().counters())
     }
 
+    fn stream_http_counters(&self, stream: &str) -> Option<talkhouse_model::HttpCounters> {
+        self.client().map(|c| c.stats().stream_counters(stream))
+    }
+
     fn tables(&self) -> Vec<TableSpec> {
         tables::all()
     }
@@ -1187,6 +1193,7 @@ impl Source for GladlySource {
             StreamDef::after(AGENTS, EXPORT),
             StreamDef::after(TOPICS, EXPORT),
             StreamDef::after(INBOXES, EXPORT),
+            StreamDef::after(TEAMS, EXPORT),
         ]
     }
 
@@ -1199,6 +1206,7 @@ impl Source for GladlySource {
             AGENTS => generate(move |em| self.run_list(em, AGENTS)),
             TOPICS => generate(move |em| self.run_list(em, TOPICS)),
             INBOXES => generate(move |em| self.run_list(em, INBOXES)),
+            TEAMS => generate(move |em| self.run_list(em, TEAMS)),
             other => {
                 let msg = format!("gladly has no stream `{other}`");
                 Box::pin(futures::stream::once(async move {

@@ -18,6 +18,8 @@ pub const AGENTS: TableRef = TableRef::source("agents");
 pub const TOPICS: TableRef = TableRef::source("topics");
 /// `gladly.inboxes`.
 pub const INBOXES: TableRef = TableRef::source("inboxes");
+/// `gladly.teams` (with `agent_ids`), so that work can be grouped by team.
+pub const TEAMS: TableRef = TableRef::source("teams");
 
 /// Every table the Gladly source writes, the model's included.
 pub fn all() -> Vec<TableSpec> {
@@ -152,6 +154,16 @@ pub fn all() -> Vec<TableSpec> {
                 Column::new("id", T::Text),
                 Column::new("name", T::Text),
                 Column::new("disabled", T::Boolean),
+            ],
+            &["id"],
+        ),
+        TableSpec::new(
+            TEAMS,
+            vec![
+                Column::new("id", T::Text),
+                Column::new("name", T::Text),
+                Column::new("description", T::Text),
+                Column::new("agent_ids", T::Json),
             ],
             &["id"],
         ),

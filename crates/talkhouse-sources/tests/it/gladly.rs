@@ -131,6 +131,25 @@ async fn full_sync_equals_ground_truth_table_by_table() {
             .iter()
             .any(|r| r.cells.contains_key("parent_id"))
     );
+    // Teams name agents that exist; every agent is in a team, one of them in two.
+    let agents: BTreeSet<String> = dest
+        .rows("gladly", "agents")
+        .iter()
+        .filter_map(|r| text(r.cells.get("id")).map(str::to_owned))
+        .collect();
+    let mut memberships: BTreeMap<String, usize> = BTreeMap::new();
+    for team in dest.rows("gladly", "teams") {
+        let Some(Cell::Json(serde_json::Value::Array(ids))) = team.cells.get("agent_ids") else {
+            panic!("a team without agent_ids: {team:?}");
+        };
+        for id in ids {
+            let id = id.as_str().expect("agent ids are text").to_owned();
+            assert!(agents.contains(&id), "team member {id} is no agent");
+            *memberships.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(memberships.len(), agents.len(), "every agent is in a team");
+    assert_eq!(memberships.values().filter(|n| **n == 2).count(), 1);
     // A re-run with nothing new writes nothing.
     let commits_before = dest.snapshot();
     let report = sync(&env.source(""), &dest, &SyncOptions::default()).await;
