@@ -215,7 +215,34 @@ impl Report {
                 );
             }
         }
+        let notes = self.notes();
+        if !notes.is_empty() {
+            let _ = writeln!(o);
+            for n in notes {
+                let _ = writeln!(o, "Note: {n}");
+            }
+        }
         o
+    }
+
+    /// What a reader must know to read the figures right (test traffic left out, days not final
+    /// yet), one sentence each; the text and HTML forms show them, JSON carries the fields.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        let left_out: u64 = self.test_conversations_left_out.values().sum();
+        if left_out > 0 {
+            notes.push(format!(
+                "{left_out} test conversations are left out of every figure ({}); set `include_test = true` in a source's section to count them",
+                join_counts(&self.test_conversations_left_out)
+            ));
+        }
+        if let Some(day) = &self.ultimate.first_incomplete_day {
+            notes.push(format!(
+                "Ultimate's figures from {day} on are not final ({} days): a day's conversations can end in the next day's export, which has not been read yet",
+                self.ultimate.incomplete_days
+            ));
+        }
+        notes
     }
 
     /// The report as one self-contained HTML page (inline CSS and SVG, no external assets).
@@ -240,6 +267,9 @@ impl Report {
                     .map_or_else(|| "–".into(), |v| format!("{v:+.2}")),
             ),
         ];
+        for n in self.notes() {
+            let _ = write!(body, "<p class=\"note\">{}</p>", esc(&n));
+        }
         body.push_str("<div class=\"tiles\">");
         for (label, value) in tiles {
             let _ = write!(
@@ -336,7 +366,8 @@ h1{margin:0 0 4px}h2{font-size:16px;margin:0 0 8px}.sub{color:#616e7c;margin:0 0
 .tile .v{font-size:22px;font-weight:600}.tile .l{font-size:12px;color:#616e7c}\
 section{border:1px solid #e4e7eb;border-radius:8px;padding:12px 16px;margin-bottom:16px}\
 svg text{font-size:11px;fill:#3e4c59}.empty{color:#9aa5b1;font-style:italic}\
-pre{font-size:12px;overflow-x:auto}";
+pre{font-size:12px;overflow-x:auto}\
+.note{background:#fffbeb;border:1px solid #fcd34d;border-radius:8px;padding:8px 12px;margin:0 0 12px}";
 
 const PALETTE: [&str; 8] = [
     "#2563eb", "#16a34a", "#ea580c", "#9333ea", "#0891b2", "#db2777", "#65a30d", "#b45309",

@@ -19,14 +19,17 @@
 //!   score (English text); `by_role` covers every role.
 //! * `escalation`: over conversations whose `escalated` (or `bot_handled`) is known; CSAT is the
 //!   mean of the vendor's scores where present, per source (scales differ between vendors).
-//! * `ada`, `ultimate`: the vendors' own metrics from their schemas, found through
-//!   `information_schema` (any schema whose `conversations` has `is_engaged` and
-//!   `is_escalated` is Ada's; one with `conversation_status` and `last_resolution` is
-//!   Ultimate's); `present` is false when there is none. Where the Ultimate connector's views
-//!   `metric_conversations` and `conversation_intents` exist, they are read (so its parity
-//!   filter and excluded intents apply, and `since` filters on `start_date`); otherwise the
-//!   metrics are computed from `conversations` and `triggered_intent_replies` by the vendor's
-//!   definitions (excluded intents `Greeting`, `Talk to a human/agent`).
+//! * Test traffic (Ultimate `test_mode`, Ada `is_test_user`) is left out of every figure,
+//!   vendor metrics included, unless the source sets `include_test`;
+//!   `test_conversations_left_out` counts what was left out, per source.
+//! * `ada`, `ultimate`: the vendors' own metrics, read from the views their connectors define
+//!   (`<schema>.metric_conversations` for Ada, `<schema>.metrics_by_day` and
+//!   `metrics_by_day_and_first_meaningful_intent` for Ultimate), for every source that
+//!   `talkhouse.source_settings` names with that vendor; counts are added up across sources and
+//!   days before a rate is taken. `present` is false when there is none. `since` filters Ada on
+//!   `date_created` and Ultimate on `start_date`. Ultimate's newest day is not final until the
+//!   next day's export is read: `first_incomplete_day` says from when the figures may still move,
+//!   and every format notes it.
 
 use std::collections::BTreeMap;
 
@@ -36,7 +39,7 @@ use serde_json::{Map, Value};
 use talkhouse_model::{Destination, DestinationError};
 
 use crate::metrics::{Distribution, RESPONSE_BUCKETS, mean_of, rate};
-use crate::sql::{self, TableColumns};
+use crate::sql;
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -262,6 +265,11 @@ pub struct Ultimate {
     pub messages_understood_rate: Option<f64>,
     /// Per first meaningful intent, largest first.
     pub by_first_meaningful_intent: Vec<IntentStat>,
+    /// The first day whose figures are not final yet (`YYYY-MM-DD`): its conversations can end
+    /// in the next day's export, which has not been read yet. `null` when every day is final.
+    pub first_incomplete_day: Option<String>,
+    /// Days in the figures that are not final yet.
+    pub incomplete_days: u64,
 }
 
 /// Ada's own metrics.
@@ -304,6 +312,9 @@ pub struct Report {
     pub ultimate: Ultimate,
     /// Ada's metrics.
     pub ada: Ada,
+    /// Conversations the vendors mark as tests, left out of every figure above, per source
+    /// (`include_test = true` in a source's section brings them back).
+    pub test_conversations_left_out: BTreeMap<String, u64>,
 }
 
 /// The answers the report is made of, one entry per query (vendor ones per schema).
@@ -323,6 +334,8 @@ pub struct ReportRows {
     pub first_response_histogram: Vec<QueryRow>,
     /// [`sql::outcomes`].
     pub outcomes: Vec<QueryRow>,
+    /// [`sql::test_left_out`].
+    pub test_left_out: Vec<QueryRow>,
     /// [`sql::ada`] per schema.
     pub ada: Vec<(String, Vec<QueryRow>)>,
     /// [`sql::ultimate`] and [`sql::ultimate_intents`] per schema.
@@ -369,79 +382,30 @@ pub async fn report_with(
         )
         .await?,
         outcomes: run("outcomes", sql::outcomes(since)).await?,
+        test_left_out: run("test_left_out", sql::test_left_out(since)).await?,
         ..ReportRows::default()
     };
 
-    let vendor = vendor_tables(&run("vendor_columns", sql::VENDOR_COLUMNS.to_owned()).await?);
-    for (schema, tables) in &vendor {
-        let Some(conv) = tables.get("conversations") else {
+    // The vendors' own metrics, from the views their connectors define.
+    for r in &run("sources", sql::SOURCES.to_owned()).await? {
+        let (Some(schema), Some(vendor)) = (text(r, "source"), text(r, "vendor")) else {
             continue;
         };
-        if conv.has("is_engaged") && conv.has("is_escalated") {
-            let answer = run("ada", sql::ada(schema, conv, since)).await?;
-            rows.ada.push((schema.clone(), answer));
-        }
-        if sql::has_ultimate_views(
-            tables.get("metric_conversations"),
-            tables.get("conversation_intents"),
-        ) {
-            let metrics = run("ultimate", sql::ultimate_from_views(schema, since)).await?;
-            let intents = run(
-                "ultimate_intents",
-                sql::ultimate_intents_from_views(schema, since),
-            )
-            .await?;
-            rows.ultimate.push((schema.clone(), metrics, intents));
-        } else if conv.has("conversation_status")
-            && conv.has("last_resolution")
-            && conv.has("conversation_id")
-        {
-            let metrics = run("ultimate", sql::ultimate(schema, conv, since)).await?;
-            let intents = match tables.get("triggered_intent_replies") {
-                Some(t)
-                    if [
-                        "conversation_id",
-                        "intent_name",
-                        "intent_timestamp",
-                        "not_meaningful",
-                    ]
-                    .iter()
-                    .all(|c| t.has(c)) =>
-                {
-                    run(
-                        "ultimate_intents",
-                        sql::ultimate_intents(schema, conv, t, since),
-                    )
-                    .await?
-                }
-                _ => Vec::new(),
-            };
-            rows.ultimate.push((schema.clone(), metrics, intents));
+        match vendor.as_str() {
+            "ada" => {
+                let answer = run("ada", sql::ada(&schema, since)).await?;
+                rows.ada.push((schema, answer));
+            }
+            "ultimate" => {
+                let metrics = run("ultimate", sql::ultimate(&schema, since)).await?;
+                let intents =
+                    run("ultimate_intents", sql::ultimate_intents(&schema, since)).await?;
+                rows.ultimate.push((schema, metrics, intents));
+            }
+            _ => {}
         }
     }
     Ok(Report::from_rows(&rows, since))
-}
-
-/// Groups `information_schema.columns` rows by schema and table.
-fn vendor_tables(rows: &[QueryRow]) -> BTreeMap<String, BTreeMap<String, TableColumns>> {
-    let mut out: BTreeMap<String, BTreeMap<String, TableColumns>> = BTreeMap::new();
-    for r in rows {
-        let (Some(schema), Some(table), Some(column)) = (
-            text(r, "table_schema"),
-            text(r, "table_name"),
-            text(r, "column_name"),
-        ) else {
-            continue;
-        };
-        let ty = text(r, "data_type").unwrap_or_default();
-        out.entry(schema)
-            .or_default()
-            .entry(table)
-            .or_default()
-            .columns
-            .push((column, ty));
-    }
-    out
 }
 
 fn text(r: &QueryRow, key: &str) -> Option<String> {
@@ -650,6 +614,17 @@ impl Report {
         report.escalation.bot_handled_rate = rate(bot_handled, bot_known);
         report.escalation.csat_responses = csat_n;
 
+        for r in &rows.test_left_out {
+            let n = count(r, "n");
+            if n > 0 {
+                let source = text(r, "source").unwrap_or_else(|| "unknown".into());
+                *report
+                    .test_conversations_left_out
+                    .entry(source)
+                    .or_default() += n;
+            }
+        }
+
         report.ada = ada(&rows.ada);
         report.ultimate = ultimate(&rows.ultimate);
         report
@@ -677,16 +652,17 @@ fn ada(per_schema: &[(String, Vec<QueryRow>)]) -> Ada {
         present: !per_schema.is_empty(),
         ..Ada::default()
     };
-    let (mut engaged, mut escalated, mut both) = (0, 0, 0);
+    let mut flags = [0u64; sql::ADA_FLAGS.len()];
     for (schema, rows) in per_schema {
         out.sources.push(schema.clone());
         if let Some(r) = rows.first() {
-            out.conversations += count(r, "n");
-            engaged += count(r, "engaged");
-            escalated += count(r, "escalated");
-            both += count(r, "engaged_escalated");
+            out.conversations += count(r, "total_conversations");
+            for (slot, flag) in flags.iter_mut().zip(sql::ADA_FLAGS) {
+                *slot += count(r, &format!("{flag}_conversations"));
+            }
         }
     }
+    let [engaged, escalated, both] = flags;
     out.engaged_rate = rate(engaged, out.conversations);
     out.escalated_rate = rate(escalated, out.conversations);
     out.escalated_of_engaged_rate = rate(both, engaged);
@@ -698,31 +674,27 @@ fn ultimate(per_schema: &[(String, Vec<QueryRow>, Vec<QueryRow>)]) -> Ultimate {
         present: !per_schema.is_empty(),
         ..Ultimate::default()
     };
-    let mut c = [0u64; 6];
-    let (mut visitor, mut not_understood, mut any_visitor) = (0.0f64, 0.0f64, false);
+    let mut c = [0u64; sql::ULTIMATE_FLAGS.len()];
+    let (mut visitor, mut not_understood, mut any_visitor) = (0u64, 0u64, false);
     let mut intents: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for (schema, metrics, by_intent) in per_schema {
         out.sources.push(schema.clone());
         if let Some(r) = metrics.first() {
-            out.total_conversations += count(r, "n");
-            for (slot, key) in [
-                "bot_handled",
-                "deflected",
-                "escalated",
-                "failed_escalation",
-                "informed",
-                "automated",
-            ]
-            .iter()
-            .enumerate()
-            {
-                c[slot] += count(r, key);
+            out.total_conversations += count(r, "total_conversations");
+            for (slot, flag) in c.iter_mut().zip(sql::ULTIMATE_FLAGS) {
+                *slot += count(r, &format!("{flag}_conversations"));
             }
-            if let Some(v) = num(r, "visitor_messages") {
-                visitor += v;
+            if num(r, "visitor_messages").is_some() {
+                visitor += count(r, "visitor_messages");
                 any_visitor = true;
             }
-            not_understood += num(r, "not_understood_messages").unwrap_or(0.0);
+            not_understood += count(r, "not_understood_messages");
+            out.incomplete_days += count(r, "incomplete_days");
+            if let Some(day) = text(r, "first_incomplete_day")
+                && out.first_incomplete_day.as_ref().is_none_or(|d| &day < d)
+            {
+                out.first_incomplete_day = Some(day);
+            }
         }
         for r in by_intent {
             let Some(intent) = text(r, "intent") else {
@@ -740,8 +712,10 @@ fn ultimate(per_schema: &[(String, Vec<QueryRow>, Vec<QueryRow>)]) -> Ultimate {
     out.failed_escalation_rate = rate(c[3], total);
     out.informed_rate = rate(c[4], total);
     out.automation_rate = rate(c[5], total);
-    out.messages_understood_rate = (any_visitor && visitor > 0.0)
-        .then(|| ((visitor - not_understood) / visitor).clamp(0.0, 1.0));
+    #[allow(clippy::cast_precision_loss)]
+    let understood = (any_visitor && visitor > 0)
+        .then(|| ((visitor as f64 - not_understood as f64) / visitor as f64).clamp(0.0, 1.0));
+    out.messages_understood_rate = understood;
     let mut list: Vec<IntentStat> = intents
         .into_iter()
         .map(|(intent, (n, handled))| IntentStat {
@@ -813,9 +787,35 @@ mod tests {
             ada: vec![(
                 "ada".into(),
                 vec![row(
-                    serde_json::json!({"n": 10, "engaged": 7, "escalated": 2, "engaged_escalated": 2}),
+                    serde_json::json!({"total_conversations": 10, "engaged_conversations": 7,
+                    "escalated_conversations": 2, "engaged_escalated_conversations": 2}),
                 )],
             )],
+            ultimate: vec![
+                (
+                    "ultimate".into(),
+                    vec![row(
+                        serde_json::json!({"total_conversations": 8, "bot_handled_conversations": 4,
+                        "escalated_conversations": "2", "visitor_messages": 10, "not_understood_messages": 1,
+                        "first_incomplete_day": "2026-03-02", "incomplete_days": 1}),
+                    )],
+                    vec![row(
+                        serde_json::json!({"intent": "refund", "n": 3, "bot_handled": 1}),
+                    )],
+                ),
+                (
+                    "ultimate_us".into(),
+                    vec![row(
+                        serde_json::json!({"total_conversations": 2, "bot_handled_conversations": 1,
+                        "escalated_conversations": 0, "visitor_messages": null,
+                        "first_incomplete_day": "2026-03-01", "incomplete_days": 1}),
+                    )],
+                    vec![row(
+                        serde_json::json!({"intent": "refund", "n": 1, "bot_handled": 1}),
+                    )],
+                ),
+            ],
+            test_left_out: vec![row(serde_json::json!({"source": "ada", "n": 3}))],
             ..ReportRows::default()
         };
         let r = Report::from_rows(&rows, None);
@@ -837,6 +837,32 @@ mod tests {
         assert_eq!(r.escalation.by_source["gladly"].csat_mean, Some(4.5));
         assert_eq!(r.ada.engaged_rate, Some(0.7));
         assert_eq!(r.ada.escalated_of_engaged_rate, Some(2.0 / 7.0));
+        // Ultimate's counts add up across schemas before any rate is taken.
+        assert_eq!(r.ultimate.total_conversations, 10);
+        assert_eq!(r.ultimate.bot_handled_rate, Some(0.5));
+        assert_eq!(r.ultimate.escalation_rate, Some(0.2));
+        assert_eq!(r.ultimate.messages_understood_rate, Some(0.9));
+        assert_eq!(
+            r.ultimate.first_incomplete_day.as_deref(),
+            Some("2026-03-01")
+        );
+        assert_eq!(r.ultimate.incomplete_days, 2);
+        assert_eq!(
+            r.ultimate.by_first_meaningful_intent[0].total_conversations,
+            4
+        );
+        assert_eq!(
+            r.ultimate.by_first_meaningful_intent[0].bot_handled_rate,
+            Some(0.5)
+        );
+        assert_eq!(r.test_conversations_left_out["ada"], 3);
+        let text = r.to_table();
+        assert!(
+            text.contains("Note: 3 test conversations are left out"),
+            "{text}"
+        );
+        assert!(text.contains("2026-03-01"), "{text}");
+        assert!(r.to_html().contains("3 test conversations are left out"));
         assert_eq!(
             r.sources["gladly"],
             SourceCounts {

@@ -1,7 +1,7 @@
 //! The report's SQL, one function per query, all portable (DuckDB and PostgreSQL).
 //!
-//! Every query reads the views of [`crate::views`] (or a vendor schema found through
-//! `information_schema`) and returns a handful of aggregate rows; [`crate::report`] combines them
+//! Every query reads the views of [`crate::views`] (or a vendor's metric views, in the schemas
+//! `talkhouse.source_settings` names) and returns a handful of aggregate rows; [`crate::report`] combines them
 //! in Rust. [`report_queries`] lists the fixed ones with their names, for running by hand.
 
 use chrono::NaiveDate;
@@ -122,196 +122,96 @@ FROM talkhouse.conversations WHERE 1 = 1{} GROUP BY source ORDER BY source",
     )
 }
 
-/// Columns of the vendor tables the report reads, to find Ada and Ultimate schemas.
-pub const VENDOR_COLUMNS: &str = "SELECT table_schema, table_name, column_name, data_type \
-FROM information_schema.columns \
-WHERE table_name IN ('conversations', 'triggered_intent_replies', 'metric_conversations', 'conversation_intents') \
-AND table_schema <> 'talkhouse' \
-ORDER BY table_schema, table_name, column_name";
+/// Test conversations the views left out (see [`crate::views`]), per source, by `started_at`.
+pub fn test_left_out(since: Option<NaiveDate>) -> String {
+    format!(
+        "SELECT c.source, CAST(COUNT(*) AS BIGINT) AS n \
+FROM talkhouse.model_conversations c \
+LEFT JOIN talkhouse.source_settings s ON s.source = c.source \
+WHERE c._deleted_at IS NULL AND {left_out}{s} \
+GROUP BY c.source ORDER BY c.source",
+        left_out = crate::views::TEST_LEFT_OUT,
+        s = since_clause("c.started_at", since)
+    )
+}
+
+/// The configured sources and their vendors (every sync records its source here), to find the
+/// vendors' metric views.
+pub const SOURCES: &str = "SELECT source, vendor FROM talkhouse.source_settings \
+WHERE _deleted_at IS NULL ORDER BY source";
 
 /// Quotes an identifier.
 pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A column read as a boolean whatever its type (boolean, `'true'` text, 0/1).
-fn truthy(expr: &str) -> String {
-    format!("LOWER(CAST({expr} AS VARCHAR)) IN ('true', 't', '1')")
-}
+/// The 0/1 columns of Ada's `metric_conversations` view that the report adds up.
+pub const ADA_FLAGS: [&str; 3] = ["engaged", "escalated", "engaged_escalated"];
 
-/// A column read as a number whatever its type (integer, or digits in text as Ultimate sends).
-fn number(expr: &str) -> String {
-    format!("CAST(NULLIF(TRIM(CAST({expr} AS VARCHAR)), '') AS DOUBLE PRECISION)")
-}
+/// The outcome columns (`<flag>_conversations`) of Ultimate's per-day metric views that the
+/// report adds up.
+pub const ULTIMATE_FLAGS: [&str; 6] = [
+    "bot_handled",
+    "deflected",
+    "escalated",
+    "failed_escalation",
+    "informed",
+    "automated",
+];
 
-/// What the report knows of one vendor table's columns.
-#[derive(Debug, Clone, Default)]
-pub struct TableColumns {
-    /// `(name, data_type)`.
-    pub columns: Vec<(String, String)>,
-}
-
-impl TableColumns {
-    /// Whether the table has this column.
-    pub fn has(&self, name: &str) -> bool {
-        self.columns.iter().any(|(c, _)| c == name)
-    }
-
-    /// Whether the column exists with a timestamp or date type (so `since` can filter on it).
-    pub fn is_time(&self, name: &str) -> bool {
-        self.columns.iter().any(|(c, t)| {
-            let t = t.to_ascii_lowercase();
-            // DuckDB `TIMESTAMP`/`DATE`, PostgreSQL `timestamp with time zone`/`date`,
-            // DataFusion (Delta Lake) `Timestamp(µs, "UTC")`/`Date32`.
-            c == name && (t.starts_with("timestamp") || t.starts_with("date"))
-        })
-    }
-
-    fn not_deleted(&self, alias: &str) -> String {
-        if self.has("_deleted_at") {
-            format!(" AND {alias}._deleted_at IS NULL")
-        } else {
-            String::new()
-        }
-    }
-
-    fn since_on(&self, alias: &str, column: &str, since: Option<NaiveDate>) -> String {
-        if self.is_time(column) {
-            since_clause(&format!("{alias}.{column}"), since)
-        } else {
-            String::new()
-        }
-    }
-}
-
-/// Ada's engaged and escalated counts from `<schema>.conversations`.
-pub fn ada(schema: &str, cols: &TableColumns, since: Option<NaiveDate>) -> String {
+/// Ada's counts from the connector's `<schema>.metric_conversations` view, by `date_created`.
+pub fn ada(schema: &str, since: Option<NaiveDate>) -> String {
+    let sums: Vec<String> = ADA_FLAGS
+        .iter()
+        .map(|f| format!("CAST(SUM({f}) AS BIGINT) AS {f}_conversations"))
+        .collect();
     format!(
-        "SELECT CAST(COUNT(*) AS BIGINT) AS n, \
-CAST(SUM(CASE WHEN {e} THEN 1 ELSE 0 END) AS BIGINT) AS engaged, \
-CAST(SUM(CASE WHEN {x} THEN 1 ELSE 0 END) AS BIGINT) AS escalated, \
-CAST(SUM(CASE WHEN {e} AND {x} THEN 1 ELSE 0 END) AS BIGINT) AS engaged_escalated \
-FROM {s}.conversations c WHERE 1 = 1{d}{t}",
-        e = truthy("c.is_engaged"),
-        x = truthy("c.is_escalated"),
-        s = ident(schema),
-        d = cols.not_deleted("c"),
-        t = cols.since_on("c", "date_created", since),
+        "SELECT CAST(COUNT(*) AS BIGINT) AS total_conversations, {} \
+FROM {}.metric_conversations WHERE 1 = 1{}",
+        sums.join(", "),
+        ident(schema),
+        since_clause("date_created", since)
     )
-}
-
-const BOT_HANDLED: &str = "c.conversation_status IN ('botHandled', 'bot_handled')";
-const ESCALATED: &str = "('email', 'agent', 'customEscalation')";
-
-/// Ultimate's vendor metrics (its "popular metrics") from `<schema>.conversations`.
-pub fn ultimate(schema: &str, cols: &TableColumns, since: Option<NaiveDate>) -> String {
-    let sum_of = |col: &str| {
-        if cols.has(col) {
-            format!(
-                "CAST(SUM({}) AS DOUBLE PRECISION)",
-                number(&format!("c.{col}"))
-            )
-        } else {
-            "CAST(NULL AS DOUBLE PRECISION)".to_owned()
-        }
-    };
-    format!(
-        "SELECT CAST(COUNT(DISTINCT c.conversation_id) AS BIGINT) AS n, \
-CAST(SUM(CASE WHEN {BOT_HANDLED} THEN 1 ELSE 0 END) AS BIGINT) AS bot_handled, \
-CAST(SUM(CASE WHEN c.conversation_status NOT IN {ESCALATED} THEN 1 ELSE 0 END) AS BIGINT) AS deflected, \
-CAST(SUM(CASE WHEN c.conversation_status IN {ESCALATED} THEN 1 ELSE 0 END) AS BIGINT) AS escalated, \
-CAST(SUM(CASE WHEN c.conversation_status = 'failedEscalation' THEN 1 ELSE 0 END) AS BIGINT) AS failed_escalation, \
-CAST(SUM(CASE WHEN c.last_resolution = 'informed' THEN 1 ELSE 0 END) AS BIGINT) AS informed, \
-CAST(SUM(CASE WHEN c.last_resolution IN ('informed', 'resolved') THEN 1 ELSE 0 END) AS BIGINT) AS automated, \
-{v} AS visitor_messages, {u} AS not_understood_messages \
-FROM {s}.conversations c WHERE 1 = 1{d}{t}",
-        v = sum_of("visitor_messages_count"),
-        u = sum_of("not_understood_messages_count"),
-        s = ident(schema),
-        d = cols.not_deleted("c"),
-        t = cols.since_on("c", "conversation_start_time", since),
-    )
-}
-
-/// Ultimate's metrics by first meaningful intent, as the vendor defines them: per conversation
-/// the intent with the earliest `intent_timestamp` among `not_meaningful = false` and not
-/// `Greeting` / `Talk to a human/agent`; per intent, conversations and bot-handled ones.
-pub fn ultimate_intents(
-    schema: &str,
-    conversations: &TableColumns,
-    intents: &TableColumns,
-    since: Option<NaiveDate>,
-) -> String {
-    format!(
-        "SELECT x.intent, CAST(COUNT(DISTINCT x.conversation_id) AS BIGINT) AS n, \
-CAST(COUNT(DISTINCT CASE WHEN {BOT_HANDLED} THEN x.conversation_id END) AS BIGINT) AS bot_handled \
-FROM (SELECT t.conversation_id, t.intent_name AS intent, \
-ROW_NUMBER() OVER (PARTITION BY t.conversation_id ORDER BY t.intent_timestamp, t.intent_name) AS rn \
-FROM {s}.triggered_intent_replies t \
-WHERE LOWER(CAST(t.not_meaningful AS VARCHAR)) IN ('false', 'f', '0') AND t.intent_name NOT IN ('Greeting', 'Talk to a human/agent'){td}) x \
-JOIN {s}.conversations c ON c.conversation_id = x.conversation_id \
-WHERE x.rn = 1{d}{t} \
-GROUP BY x.intent ORDER BY n DESC, x.intent",
-        s = ident(schema),
-        td = intents.not_deleted("t"),
-        d = conversations.not_deleted("c"),
-        t = conversations.since_on("c", "conversation_start_time", since),
-    )
-}
-
-/// Whether the schema has the Ultimate connector's metric views (`metric_conversations`,
-/// `conversation_intents`), which apply its configuration (parity filter, excluded intents).
-pub fn has_ultimate_views(metric: Option<&TableColumns>, intents: Option<&TableColumns>) -> bool {
-    let m = [
-        "conversation_id",
-        "start_date",
-        "status",
-        "last_resolution",
-        "visitor_messages_count",
-        "not_understood_messages_count",
-    ];
-    metric.is_some_and(|t| m.iter().all(|c| t.has(c)))
-        && intents.is_some_and(|t| t.has("conversation_id") && t.has("first_meaningful_intent"))
 }
 
 /// `AND CAST(start_date AS VARCHAR) >= 'YYYY-MM-DD'`: works for a DATE, a timestamp or ISO text.
 fn since_start_date(since: Option<NaiveDate>) -> String {
     since.map_or_else(String::new, |d| {
-        format!(" AND CAST(m.start_date AS VARCHAR) >= '{d}'")
+        format!(" AND CAST(start_date AS VARCHAR) >= '{d}'")
     })
 }
 
-/// Ultimate's metrics from the connector's `<schema>.metric_conversations` view (status already
-/// normalised to `botHandled`).
-pub fn ultimate_from_views(schema: &str, since: Option<NaiveDate>) -> String {
+/// Ultimate's counts from the connector's `<schema>.metrics_by_day` view, added up over the days
+/// since `since`, with the first day that is not final yet and how many are not.
+pub fn ultimate(schema: &str, since: Option<NaiveDate>) -> String {
+    let sums: Vec<String> = ULTIMATE_FLAGS
+        .iter()
+        .map(|f| format!("CAST(SUM({f}_conversations) AS BIGINT) AS {f}_conversations"))
+        .collect();
     format!(
-        "SELECT CAST(COUNT(DISTINCT m.conversation_id) AS BIGINT) AS n, \
-CAST(SUM(CASE WHEN m.status = 'botHandled' THEN 1 ELSE 0 END) AS BIGINT) AS bot_handled, \
-CAST(SUM(CASE WHEN m.status NOT IN {ESCALATED} THEN 1 ELSE 0 END) AS BIGINT) AS deflected, \
-CAST(SUM(CASE WHEN m.status IN {ESCALATED} THEN 1 ELSE 0 END) AS BIGINT) AS escalated, \
-CAST(SUM(CASE WHEN m.status = 'failedEscalation' THEN 1 ELSE 0 END) AS BIGINT) AS failed_escalation, \
-CAST(SUM(CASE WHEN m.last_resolution = 'informed' THEN 1 ELSE 0 END) AS BIGINT) AS informed, \
-CAST(SUM(CASE WHEN m.last_resolution IN ('informed', 'resolved') THEN 1 ELSE 0 END) AS BIGINT) AS automated, \
-CAST(SUM({v}) AS DOUBLE PRECISION) AS visitor_messages, \
-CAST(SUM({u}) AS DOUBLE PRECISION) AS not_understood_messages \
-FROM {s}.metric_conversations m WHERE 1 = 1{t}",
-        v = number("m.visitor_messages_count"),
-        u = number("m.not_understood_messages_count"),
-        s = ident(schema),
-        t = since_start_date(since),
+        "SELECT CAST(SUM(total_conversations) AS BIGINT) AS total_conversations, {}, \
+CAST(SUM(visitor_messages) AS BIGINT) AS visitor_messages, \
+CAST(SUM(not_understood_messages) AS BIGINT) AS not_understood_messages, \
+CAST(MIN(CASE WHEN start_date IS NOT NULL AND NOT complete THEN start_date END) AS VARCHAR) AS first_incomplete_day, \
+CAST(SUM(CASE WHEN start_date IS NOT NULL AND NOT complete THEN 1 ELSE 0 END) AS BIGINT) AS incomplete_days \
+FROM {}.metrics_by_day WHERE 1 = 1{}",
+        sums.join(", "),
+        ident(schema),
+        since_start_date(since)
     )
 }
 
-/// Ultimate's metrics by first meaningful intent from the connector's views.
-pub fn ultimate_intents_from_views(schema: &str, since: Option<NaiveDate>) -> String {
+/// Ultimate's conversations and bot-handled ones per first meaningful intent, from the
+/// connector's `<schema>.metrics_by_day_and_first_meaningful_intent` view.
+pub fn ultimate_intents(schema: &str, since: Option<NaiveDate>) -> String {
     format!(
-        "SELECT i.first_meaningful_intent AS intent, CAST(COUNT(DISTINCT m.conversation_id) AS BIGINT) AS n, \
-CAST(COUNT(DISTINCT CASE WHEN m.status = 'botHandled' THEN m.conversation_id END) AS BIGINT) AS bot_handled \
-FROM {s}.metric_conversations m JOIN {s}.conversation_intents i ON i.conversation_id = m.conversation_id \
-WHERE i.first_meaningful_intent IS NOT NULL{t} \
-GROUP BY i.first_meaningful_intent ORDER BY n DESC, i.first_meaningful_intent",
-        s = ident(schema),
-        t = since_start_date(since),
+        "SELECT first_meaningful_intent AS intent, \
+CAST(SUM(total_conversations) AS BIGINT) AS n, \
+CAST(SUM(bot_handled_conversations) AS BIGINT) AS bot_handled \
+FROM {}.metrics_by_day_and_first_meaningful_intent WHERE 1 = 1{} \
+GROUP BY first_meaningful_intent ORDER BY n DESC, intent",
+        ident(schema),
+        since_start_date(since)
     )
 }
 
@@ -325,6 +225,7 @@ pub fn report_queries(since: Option<NaiveDate>) -> Vec<(&'static str, String)> {
         ("first_response", first_response(since)),
         ("first_response_histogram", first_response_histogram(since)),
         ("outcomes", outcomes(since)),
-        ("vendor_columns", VENDOR_COLUMNS.to_owned()),
+        ("test_left_out", test_left_out(since)),
+        ("sources", SOURCES.to_owned()),
     ]
 }

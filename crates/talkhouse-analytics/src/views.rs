@@ -7,6 +7,10 @@
 //! | `talkhouse.sessions` | chat session (`session_id`: Gladly chat session, Giosg chat, Ada conversation) | start, end, messages per role |
 //! | `talkhouse.first_responses` | conversation with a customer message | first customer message, first agent-or-bot reply strictly after it, first agent reply, both in seconds |
 //!
+//! Test traffic (conversations the vendor marks as tests: `is_test`) is left out of every view,
+//! with its messages, unless the source's `include_test` is set in `talkhouse.source_settings`;
+//! [`TEST_LEFT_OUT`] is that rule, and the report counts what it left out with it.
+//!
 //! The SQL is portable: DuckDB and PostgreSQL both accept it (no engine-specific functions;
 //! `EXTRACT(EPOCH FROM …)`, `CAST(… AS DOUBLE PRECISION)`, `FULL OUTER JOIN`). The views are
 //! cheap to keep current: they are views, so every sync that writes the base tables updates
@@ -16,8 +20,8 @@
 /// views read earlier ones).
 pub fn model_views() -> Vec<(&'static str, String)> {
     vec![
-        ("talkhouse.messages", MESSAGES.to_owned()),
-        ("talkhouse.conversations", CONVERSATIONS.to_owned()),
+        ("talkhouse.messages", messages()),
+        ("talkhouse.conversations", conversations()),
         ("talkhouse.sessions", SESSIONS.to_owned()),
         ("talkhouse.first_responses", FIRST_RESPONSES.to_owned()),
     ]
@@ -31,16 +35,26 @@ pub fn model_view_statements() -> Vec<String> {
         .collect()
 }
 
-const MESSAGES: &str = "\
-SELECT m.source, m.message_id, m.conversation_id, m.session_id, m.sender_role, m.sender_id, \
+/// The rule that leaves test traffic out, over a model conversation `c` joined to its source's
+/// settings `s` (never NULL, so `NOT` of it is safe).
+pub(crate) const TEST_LEFT_OUT: &str =
+    "(COALESCE(c.is_test, FALSE) AND NOT COALESCE(s.include_test, FALSE))";
+
+fn messages() -> String {
+    format!(
+        "SELECT m.source, m.message_id, m.conversation_id, m.session_id, m.sender_role, m.sender_id, \
 COALESCE(m.channel, c.channel) AS channel, m.sent_at, m.body, m.language, m.sentiment \
 FROM talkhouse.model_messages m \
 LEFT JOIN talkhouse.model_conversations c \
 ON c.source = m.source AND c.conversation_id = m.conversation_id \
-WHERE m._deleted_at IS NULL AND c._deleted_at IS NULL";
+LEFT JOIN talkhouse.source_settings s ON s.source = m.source \
+WHERE m._deleted_at IS NULL AND c._deleted_at IS NULL AND NOT {TEST_LEFT_OUT}"
+    )
+}
 
-const CONVERSATIONS: &str = "\
-SELECT COALESCE(c.source, mc.source) AS source, \
+fn conversations() -> String {
+    format!(
+        "SELECT COALESCE(c.source, mc.source) AS source, \
 COALESCE(c.conversation_id, mc.conversation_id) AS conversation_id, \
 COALESCE(c.customer_id, mc.customer_id) AS customer_id, \
 COALESCE(c.channel, mc.channel) AS channel, \
@@ -65,7 +79,10 @@ SUM(CASE WHEN sender_role = 'bot' THEN 1 ELSE 0 END) AS bot_messages \
 FROM talkhouse.model_messages WHERE _deleted_at IS NULL \
 GROUP BY source, conversation_id) mc \
 ON mc.source = c.source AND mc.conversation_id = c.conversation_id \
-WHERE c._deleted_at IS NULL";
+LEFT JOIN talkhouse.source_settings s ON s.source = COALESCE(c.source, mc.source) \
+WHERE c._deleted_at IS NULL AND NOT {TEST_LEFT_OUT}"
+    )
+}
 
 const SESSIONS: &str = "\
 SELECT source, session_id, MIN(conversation_id) AS conversation_id, MIN(channel) AS channel, \

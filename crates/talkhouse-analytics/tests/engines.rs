@@ -5,8 +5,8 @@
 //!   `host=127.0.0.1 user=postgres dbname=test`); a fresh database per run, dropped afterwards.
 //! * DuckDB: the embedded destination, in memory; same SQL, same checks.
 //!
-//! PostgreSQL reads Ultimate's metrics from its tables, DuckDB from views shaped like the Ultimate
-//! connector's, so both paths meet the same reference.
+//! Both read Ada's and Ultimate's metrics through the connectors' own views (the SQL that a sync
+//! creates), and leave test conversations out, as the reference does.
 //!
 //! Without a PostgreSQL server its test skips, saying so, except under `CI=true`.
 

@@ -1,7 +1,13 @@
 //! The `talkhouse` binary end to end: help, configuration errors, demo, status, report.
 
+mod support;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+use talkhouse_emulator::{EmulatorOptions, Vendor};
 
 fn talkhouse(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_talkhouse"))
@@ -180,4 +186,120 @@ fn demo_fills_every_vendor_schema_then_status_and_report_read_it() {
     );
     // The demo's emulators are gone: the sync must fail cleanly (exit 1), not panic.
     assert_eq!(o.status.code(), Some(1), "{}", text(&o).1);
+}
+
+/// Conversations the vendors mark as tests (Ultimate `test_mode`, Ada `is_test_user`) load into
+/// the vendor tables but stay out of `talkhouse.*` and every metric, and the report counts them;
+/// `include_test = true` counts them again from the next sync, with nothing reloaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_traffic_is_left_out_until_include_test() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = EmulatorOptions::new(5, 0.1);
+    let mut running = Vec::new();
+    let mut truth: BTreeMap<&str, Value> = BTreeMap::new();
+    for v in [Vendor::Ada, Vendor::Ultimate] {
+        let r = talkhouse_emulator::start(v, &opts, 0)
+            .await
+            .expect("emulator starts");
+        let t: Value = reqwest::get(format!("{}/_emulator/truth", r.base_url))
+            .await
+            .expect("truth")
+            .json()
+            .await
+            .expect("truth is JSON");
+        truth.insert(v.name(), t);
+        running.push(r);
+    }
+    let sources = support::sources_toml(&running)
+        .replace(
+            "[sources.ultimate]\n",
+            "[sources.ultimate]\nrequests_per_second = 1000.0\n",
+        )
+        .replace(
+            "[sources.ada]\n",
+            "[sources.ada]\nrequests_per_second = 50.0\n",
+        );
+    let duck = format!(
+        "kind = \"duckdb\"\npath = {:?}",
+        dir.path().join("w.duckdb").display().to_string()
+    );
+    support::sync(dir.path(), "w", &duck, &sources);
+    let report = support::json_of(dir.path(), "w", "report");
+    let mut tests = 0;
+    for vendor in ["ada", "ultimate"] {
+        let want = truth[vendor]["extra"]["test_conversations"]
+            .as_u64()
+            .expect("a count");
+        assert!(want > 0, "the {vendor} emulator makes test conversations");
+        assert_eq!(
+            report["test_conversations_left_out"][vendor].as_u64(),
+            Some(want),
+            "{vendor}: {report}"
+        );
+        tests += want;
+    }
+    // Ultimate's figures, read from the connector's views, are the emulator's own computation,
+    // which leaves test conversations out as Ultimate does.
+    let overall = &truth["ultimate"]["extra"]["metrics"]["overall"];
+    let ultimate = &report["ultimate"];
+    assert_eq!(
+        ultimate["total_conversations"], overall["total_conversations"],
+        "{report}"
+    );
+    for rate in [
+        "bot_handled_rate",
+        "deflection_rate",
+        "escalation_rate",
+        "failed_escalation_rate",
+        "informed_rate",
+        "automation_rate",
+        "messages_understood_rate",
+    ] {
+        let (a, b) = (ultimate[rate].as_f64(), overall[rate].as_f64());
+        assert!(
+            matches!((a, b), (Some(a), Some(b)) if (a - b).abs() < 1e-9),
+            "{rate}: {a:?} in the report, {b:?} by the emulator"
+        );
+    }
+    // Yesterday's file is read but today's is not: yesterday is not final.
+    assert_eq!(
+        ultimate["first_incomplete_day"], truth["ultimate"]["extra"]["last_day"],
+        "{report}"
+    );
+    let table = talkhouse(dir.path(), &["report", "--config", "w.toml"]);
+    let (out, err) = text(&table);
+    assert!(table.status.success(), "{err}");
+    assert!(
+        out.contains("test conversations are left out") && out.contains("not final"),
+        "{out}"
+    );
+    let total = report["conversations"]["total"].as_u64().expect("total");
+
+    // With `include_test` the next sync counts them; nothing is fetched twice for it.
+    let with_tests = sources
+        .replace("[sources.ada]\n", "[sources.ada]\ninclude_test = true\n")
+        .replace(
+            "[sources.ultimate]\n",
+            "[sources.ultimate]\ninclude_test = true\n",
+        );
+    support::sync(dir.path(), "w", &duck, &with_tests);
+    let again = support::json_of(dir.path(), "w", "report");
+    assert_eq!(again["test_conversations_left_out"], json!({}), "{again}");
+    assert_eq!(
+        again["conversations"]["total"].as_u64(),
+        Some(total + tests),
+        "{again}"
+    );
+    assert_eq!(
+        again["ultimate"]["total_conversations"].as_u64(),
+        overall["total_conversations"]
+            .as_u64()
+            .map(|n| n + truth["ultimate"]["extra"]["test_conversations"]
+                .as_u64()
+                .unwrap_or(0)),
+        "{again}"
+    );
+    for r in running {
+        r.stop().await;
+    }
 }

@@ -15,8 +15,10 @@
 mod support;
 
 use std::process::Command;
+use std::sync::Arc;
 
-use serde_json::Value;
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
 use support::{
     FreshDatabase, assert_close, json_of, postgres_url, rows, sources_toml, sync, tables,
 };
@@ -24,7 +26,10 @@ use talkhouse_destinations::delta::DeltaDestination;
 use talkhouse_destinations::duckdb::DuckDbDestination;
 use talkhouse_destinations::postgres::connect;
 use talkhouse_emulator::{EmulatorOptions, Vendor};
-use talkhouse_model::Destination;
+use talkhouse_model::{
+    Cell, Column, ColumnType as T, Destination, Event, EventStream, Row, Source, StreamContext,
+    StreamDef, TableRef, TableSpec,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn duckdb_postgres_and_delta_hold_the_same_rows() {
@@ -230,5 +235,205 @@ async fn duckdb_postgres_and_delta_hold_the_same_rows() {
         );
     }
     drop(pg);
+    db.drop_it().await;
+}
+
+/// A source whose one table receives values of the wrong type, as vendors send them.
+struct Awkward;
+
+const CELLS: TableRef = TableRef::source("cells");
+
+/// The records the source sends: id 1 to 4 try the rules on every column, id 5 has a key of
+/// the wrong type.
+fn awkward_rows() -> Vec<Row> {
+    let nan = f64::NAN;
+    let at = Utc.with_ymd_and_hms(2026, 3, 1, 23, 59, 59).unwrap();
+    let cases: Vec<Vec<(&'static str, Cell)>> = vec![
+        // 1: converted without loss.
+        vec![
+            ("i", Cell::Float(3.0)),
+            ("f", Cell::Integer(2)),
+            ("b", Cell::Text("yes".into())),
+            ("ts", Cell::Text("2026-03-01T10:00:00+02:00".into())),
+            ("d", Cell::Text("2026-03-01T23:30:00-02:00".into())),
+            ("t", Cell::Float(1.5)),
+            ("j", Cell::Text("s".into())),
+        ],
+        // 2: a fraction, NaN, an integer that is no boolean; a timestamp without a zone; NUL.
+        vec![
+            ("i", Cell::Float(3.5)),
+            ("f", Cell::Float(nan)),
+            ("b", Cell::Integer(2)),
+            ("ts", Cell::Text("2026-03-01T10:00:00".into())),
+            ("d", Cell::Text("2026-03-01".into())),
+            ("t", Cell::Text("a\0b".into())),
+            ("j", Cell::Json(json!({"k": "x\u{0}y"}))),
+        ],
+        // 3: a number too large for an integer; huge float text; a bare date as a timestamp.
+        vec![
+            ("i", Cell::Text("99999999999999999999".into())),
+            ("f", Cell::Text("1e308".into())),
+            ("b", Cell::Text("".into())),
+            ("ts", Cell::Text("2026-03-01".into())),
+            ("d", Cell::Timestamp(at)),
+            ("t", Cell::Boolean(true)),
+            ("j", Cell::Integer(3)),
+        ],
+        // 4: numeric text, text that is no number, epoch seconds, a JSON document as text.
+        vec![
+            ("i", Cell::Text(" 42 ".into())),
+            ("f", Cell::Text("abc".into())),
+            ("b", Cell::Integer(0)),
+            ("ts", Cell::Integer(1_772_323_200)),
+            ("d", Cell::Text("yesterday".into())),
+            ("t", Cell::Json(json!({"a": [1, 2]}))),
+            ("j", Cell::Float(0.25)),
+        ],
+    ];
+    let mut rows: Vec<Row> = cases
+        .into_iter()
+        .enumerate()
+        .map(|(n, cells)| {
+            let mut row = Row::new(CELLS).set("id", i64::try_from(n + 1).unwrap());
+            for (c, v) in cells {
+                row.put(c, v);
+            }
+            row.with_raw(format!("{{\"case\":{}}}", n + 1))
+        })
+        .collect();
+    // 5: a key of the wrong type: the record cannot be stored anywhere.
+    rows.push(
+        Row::new(CELLS)
+            .set("id", "five")
+            .set("t", "lost")
+            .with_raw("{\"case\":5}"),
+    );
+    rows
+}
+
+impl Source for Awkward {
+    fn name(&self) -> &str {
+        "awkward"
+    }
+    fn vendor(&self) -> &'static str {
+        "awkward"
+    }
+    fn tables(&self) -> Vec<TableSpec> {
+        vec![TableSpec::new(
+            CELLS,
+            vec![
+                Column::new("id", T::Integer),
+                Column::new("i", T::Integer),
+                Column::new("f", T::Float),
+                Column::new("b", T::Boolean),
+                Column::new("ts", T::Timestamp),
+                Column::new("d", T::Date),
+                Column::new("t", T::Text),
+                Column::new("j", T::Json),
+            ],
+            &["id"],
+        )]
+    }
+    fn streams(&self) -> Vec<StreamDef> {
+        vec![StreamDef::new("cells")]
+    }
+    fn run_stream(&self, _stream: &str, _ctx: StreamContext) -> EventStream<'_> {
+        let mut events: Vec<Result<Event, talkhouse_model::SourceError>> = awkward_rows()
+            .into_iter()
+            .map(|r| Ok(Event::Records(vec![r])))
+            .collect();
+        events.push(Ok(Event::Checkpoint(json!({"done": true}))));
+        Box::pin(futures::stream::iter(events))
+    }
+}
+
+/// One rule set turns every cell into its column's type before any destination sees it
+/// (`talkhouse_model::coerce`): the same awkward values land as the same cells in DuckDB,
+/// PostgreSQL and Delta Lake, those that have no value of the column's type are NULL with a
+/// note in `talkhouse.quarantine`, and a record whose key has the wrong type is quarantined
+/// whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn awkward_values_land_alike_in_every_destination() {
+    let Some(base) = postgres_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = FreshDatabase::create(&base, "th_coerce").await;
+    let duck: Arc<dyn Destination> =
+        Arc::new(DuckDbDestination::open(&dir.path().join("w.duckdb")).unwrap());
+    let pg: Arc<dyn Destination> = Arc::new(connect(db.url.as_str()).await.unwrap());
+    let delta: Arc<dyn Destination> =
+        Arc::new(DeltaDestination::open(&dir.path().join("delta").display().to_string()).unwrap());
+    let dests = [("duckdb", duck), ("postgres", pg), ("delta", delta)];
+    for (name, dest) in &dests {
+        let report = talkhouse_sync::sync_source(
+            Arc::new(Awkward),
+            dest.clone(),
+            &talkhouse_sync::SyncOptions::default(),
+        )
+        .await;
+        assert!(report.ok(), "{name}: {report:?}");
+    }
+    let columns: Vec<(String, String)> = [
+        ("id", "BIGINT"),
+        ("i", "BIGINT"),
+        ("f", "DOUBLE"),
+        ("b", "BOOLEAN"),
+        ("ts", "TIMESTAMP WITH TIME ZONE"),
+        ("d", "DATE"),
+        ("t", "VARCHAR"),
+        ("j", "JSON"),
+    ]
+    .iter()
+    .map(|(c, t)| ((*c).to_owned(), (*t).to_owned()))
+    .collect();
+    let micros = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_micros()
+    };
+    let want: Vec<Value> = vec![
+        json!({"id": 1, "i": 3, "f": 2.0, "b": true, "ts": micros("2026-03-01T08:00:00Z"),
+               "d": "2026-03-02", "t": "1.5", "j": "s"}),
+        json!({"id": 2, "i": null, "f": null, "b": null, "ts": micros("2026-03-01T10:00:00Z"),
+               "d": "2026-03-01", "t": "a\u{fffd}b", "j": {"k": "x\u{fffd}y"}}),
+        json!({"id": 3, "i": null, "f": 1e308, "b": null, "ts": micros("2026-03-01T00:00:00Z"),
+               "d": "2026-03-01", "t": "true", "j": 3}),
+        json!({"id": 4, "i": 42, "f": null, "b": false, "ts": micros("2026-03-01T00:00:00Z"),
+               "d": null, "t": "{\"a\":[1,2]}", "j": 0.25}),
+    ];
+    for (name, dest) in &dests {
+        let mut got: Vec<Value> = rows(&**dest, "awkward.cells", &columns)
+            .await
+            .iter()
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect();
+        got.sort_by_key(|r| r["id"].as_i64());
+        assert_eq!(got.len(), want.len(), "{name}: {got:#?}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_close(g, w, name);
+        }
+        // Row 2: i, b; row 3: i; row 4: f, d; and the record with the bad key. (NaN and blank
+        // text are NULL by rule, without a note.)
+        let q = dest
+            .query(
+                "SELECT location, error FROM talkhouse.quarantine WHERE source = 'awkward' \
+                 ORDER BY location",
+            )
+            .await
+            .unwrap();
+        assert_eq!(q.len(), 6, "{name}: {q:#?}");
+        assert!(
+            q.iter().any(|r| r["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("key column `id`"))),
+            "{name}: {q:#?}"
+        );
+        assert!(
+            q.iter().any(|r| r["location"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("awkward.cells.i (id=2)"))),
+            "{name}: {q:#?}"
+        );
+    }
+    drop(dests);
     db.drop_it().await;
 }

@@ -18,6 +18,7 @@
 
 pub mod bookkeeping;
 mod cell;
+pub mod coerce;
 mod destination;
 mod error;
 mod event;
@@ -36,7 +37,7 @@ pub use error::{DestinationError, SourceError};
 pub use event::{EraseMode, Erasure, Event, Quarantined, Row};
 pub use secret::Secret;
 pub use source::{
-    EventStream, HttpCounters, IdHistory, PushRequest, PushVerdict, Source, StreamContext,
-    StreamDef,
+    EventStream, HttpCounters, IdHistory, PushRequest, PushVerdict, Source, SourceSettings,
+    StreamContext, StreamDef,
 };
 pub use table::{Column, ColumnType, MODEL_SCHEMA, TableRef, TableSpec};

@@ -6,6 +6,13 @@
 //! leave both unset. Erasures on these tables always delete. Users query the views
 //! `talkhouse.conversations` and `talkhouse.messages` (defined by `talkhouse-analytics`), which
 //! add derived columns such as `message_count` where the vendor gives none.
+//!
+//! Test traffic: a conversation the vendor marks as a test (Ultimate `test_mode`, Ada
+//! `is_test_user`) carries `is_test = true`. The engine writes one row per source into
+//! `talkhouse.source_settings` ([`SOURCE_SETTINGS`]) each time it prepares the destination, from
+//! [`Source::model_settings`](crate::Source::model_settings); the views leave test conversations out unless
+//! their source's `include_test` is set, so changing the setting takes effect at the next sync
+//! without reloading anything.
 
 use crate::{Column, ColumnType as T, TableRef, TableSpec};
 
@@ -13,6 +20,9 @@ use crate::{Column, ColumnType as T, TableRef, TableSpec};
 pub const CONVERSATIONS: TableRef = TableRef::model("model_conversations");
 /// `talkhouse.model_messages`: one row per message of any vendor.
 pub const MESSAGES: TableRef = TableRef::model("model_messages");
+/// `talkhouse.source_settings`: one row per configured source, the settings the model views
+/// honour (written by the engine, not by sources).
+pub const SOURCE_SETTINGS: TableRef = TableRef::model("source_settings");
 
 /// Normalised channels.
 pub const CHANNELS: [&str; 6] = ["chat", "email", "sms", "voice", "social", "messaging"];
@@ -39,6 +49,8 @@ pub fn tables() -> Vec<TableSpec> {
                 Column::new("bot_handled", T::Boolean),
                 Column::new("csat", T::Float),
                 Column::new("updated_at", T::Timestamp),
+                // The vendor marks it as test traffic; null where the vendor has no such flag.
+                Column::new("is_test", T::Boolean),
             ],
             &["source", "conversation_id"],
         ),
@@ -64,5 +76,15 @@ pub fn tables() -> Vec<TableSpec> {
             &["source", "message_id"],
         )
         .partitioned_by_day("sent_at"),
+        TableSpec::new(
+            SOURCE_SETTINGS,
+            vec![
+                Column::new("source", T::Text),
+                Column::new("vendor", T::Text),
+                // Keep the vendor's test conversations in the model views and metrics.
+                Column::new("include_test", T::Boolean),
+            ],
+            &["source"],
+        ),
     ]
 }

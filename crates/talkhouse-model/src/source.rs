@@ -90,6 +90,11 @@ pub trait Source: Send + Sync {
     fn process_push(&self, _payload: serde_json::Value) -> EventStream<'_> {
         Box::pin(futures::stream::empty())
     }
+    /// The settings the cross-vendor model honours for this source (recorded by the engine in
+    /// `talkhouse.source_settings` whenever it prepares the destination).
+    fn model_settings(&self) -> SourceSettings {
+        SourceSettings::default()
+    }
     /// Running totals of the source's HTTP client, for `talkhouse serve`'s `/metrics`
     /// (`None` where the source keeps none). Read them from `talkhouse_http::Client::stats`.
     fn http_counters(&self) -> Option<HttpCounters> {
@@ -100,6 +105,14 @@ pub trait Source: Send + Sync {
     fn stream_http_counters(&self, _stream: &str) -> Option<HttpCounters> {
         None
     }
+}
+
+/// What a source's configuration says about its place in the cross-vendor model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceSettings {
+    /// Keep the conversations the vendor marks as tests (`include_test`); by default they stay
+    /// in the vendor tables but are left out of `talkhouse.*` views and every metric.
+    pub include_test: bool,
 }
 
 /// A table of id changes: each row says that `old` became `new` (a merge, a changed id).

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::StreamExt;
 use talkhouse_model::{
-    Cell, Commit, Destination, DestinationError, Erasure, Event, LoadRecord, LoadStatus,
-    Quarantined, Row, Source, StreamContext, StreamDef,
+    Cell, ColumnType, Commit, Destination, DestinationError, Erasure, Event, LoadRecord,
+    LoadStatus, Quarantined, Row, Source, StreamContext, StreamDef, TableRef, model,
 };
 use tracing::Instrument;
 
@@ -227,7 +227,8 @@ fn skipped(source: &str, stream: &str, reason: &str) -> StreamReport {
 /// When the destination refuses.
 pub async fn prepare(source: &dyn Source, dest: &dyn Destination) -> Result<(), DestinationError> {
     dest.init().await?;
-    dest.prepare(source.name(), &source.tables()).await?;
+    let tables = source.tables();
+    dest.prepare(source.name(), &tables).await?;
     for (view, sql) in source.views() {
         let sql = sql.replace("{schema}", source.name());
         dest.execute(&format!(
@@ -236,7 +237,37 @@ pub async fn prepare(source: &dyn Source, dest: &dyn Destination) -> Result<(), 
         ))
         .await?;
     }
+    if tables.iter().any(|t| t.table == model::SOURCE_SETTINGS) {
+        record_settings(source, dest).await?;
+    }
     Ok(())
+}
+
+/// Writes the source's row of `talkhouse.source_settings`, which the model views read (so a
+/// changed `include_test` applies at the next sync, with nothing reloaded).
+async fn record_settings(
+    source: &dyn Source,
+    dest: &dyn Destination,
+) -> Result<(), DestinationError> {
+    let settings = source.model_settings();
+    let now = Utc::now();
+    let row = Row::new(model::SOURCE_SETTINGS)
+        .set("source", source.name().to_owned())
+        .set("vendor", source.vendor())
+        .set("include_test", settings.include_test);
+    dest.commit(Commit {
+        source: source.name().to_owned(),
+        stream: "settings".to_owned(),
+        load_id: new_load_id(),
+        synced_at: now,
+        rows: vec![row],
+        erasures: Vec::new(),
+        quarantine: Vec::new(),
+        state: None,
+        more_follows: false,
+    })
+    .await
+    .map(|_| ())
 }
 
 /// Pending events of one stream, not yet committed.
@@ -280,8 +311,42 @@ struct StreamRun<'a> {
     load_id: String,
     dest: &'a dyn Destination,
     opts: &'a SyncOptions,
+    /// The declared type of every column, to coerce cells to ([`talkhouse_model::coerce`]).
+    columns: Columns,
     rows: u64,
     quarantined: u64,
+}
+
+/// Column types and key columns of a source's tables.
+struct Columns(HashMap<TableRef, (HashMap<&'static str, ColumnType>, Vec<&'static str>)>);
+
+impl Columns {
+    fn of(source: &dyn Source) -> Self {
+        Self(
+            source
+                .tables()
+                .into_iter()
+                .map(|t| {
+                    let types = t.columns.iter().map(|c| (c.name, c.ty)).collect();
+                    (t.table, (types, t.primary_key))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Whether a cell already is what its column stores (no conversion to make).
+fn exact(cell: &Cell, ty: ColumnType) -> bool {
+    match (cell, ty) {
+        (Cell::Null, _)
+        | (Cell::Integer(_), ColumnType::Integer)
+        | (Cell::Boolean(_), ColumnType::Boolean)
+        | (Cell::Timestamp(_), ColumnType::Timestamp)
+        | (Cell::Date(_), ColumnType::Date) => true,
+        (Cell::Float(f), ColumnType::Float) => f.is_finite(),
+        (Cell::Text(s), ColumnType::Text) => !s.contains('\0'),
+        _ => false,
+    }
 }
 
 /// A batch being committed while the next one fills.
@@ -397,6 +462,21 @@ impl<'a> StreamRun<'a> {
     }
 
     fn accept_group(&mut self, mut group: Vec<Row>, pending: &mut Pending) {
+        // One rule set for every destination: each cell becomes its column's type here.
+        let mut notes = Vec::new();
+        for row in &mut group {
+            if let Err(q) = self.coerce_row(row, &mut notes) {
+                tracing::debug!(location = %q.location, error = %q.error, "record quarantined");
+                self.quarantined += 1;
+                pending.quarantine.push(q);
+                return;
+            }
+        }
+        for q in notes {
+            tracing::debug!(location = %q.location, error = %q.error, "value stored as NULL");
+            self.quarantined += 1;
+            pending.quarantine.push(q);
+        }
         for row in &mut group {
             if row.table.model {
                 row.put("source", Cell::Text(self.source.to_owned()));
@@ -406,6 +486,80 @@ impl<'a> StreamRun<'a> {
             pending.bytes += row.approx_bytes();
         }
         pending.rows.extend(group);
+    }
+
+    /// Converts an erasure's value to its column's type, so every destination compares alike
+    /// (a value with no such form is left as it is: it matches no row).
+    fn coerce_erasure(&self, e: &mut Erasure) {
+        let Some(ty) = self
+            .columns
+            .0
+            .get(&e.table)
+            .and_then(|(types, _)| types.get(e.column))
+        else {
+            return;
+        };
+        if !exact(&e.value, *ty)
+            && let Ok(v) = talkhouse_model::coerce::coerce(e.value.clone(), *ty)
+        {
+            e.value = v;
+        }
+    }
+
+    /// Converts every cell of `row` to its column's type ([`talkhouse_model::coerce`]). A value
+    /// with no such form becomes NULL, noted in `notes`; in a key column it rejects the record.
+    fn coerce_row(&self, row: &mut Row, notes: &mut Vec<Quarantined>) -> Result<(), Quarantined> {
+        let Some((types, key)) = self.columns.0.get(&row.table) else {
+            return Ok(());
+        };
+        if row
+            .cells
+            .iter()
+            .all(|(name, cell)| types.get(name).is_none_or(|ty| exact(cell, *ty)))
+        {
+            return Ok(());
+        }
+        let table = row.table;
+        let where_ = |row: &Row, column: &str| {
+            let keys: Vec<String> = key
+                .iter()
+                .filter_map(|k| row.get(k).map(|v| format!("{k}={}", v.to_json())))
+                .collect();
+            format!(
+                "{}.{}.{column} ({})",
+                table.schema(self.source),
+                table.name,
+                keys.join(", ")
+            )
+        };
+        let mut failed: Vec<(usize, talkhouse_model::coerce::CoerceError)> = Vec::new();
+        for (i, (name, cell)) in row.cells.iter_mut().enumerate() {
+            let Some(&ty) = types.get(name) else { continue };
+            if exact(cell, ty) {
+                continue;
+            }
+            match talkhouse_model::coerce::coerce(std::mem::replace(cell, Cell::Null), ty) {
+                Ok(c) => *cell = c,
+                Err(e) => failed.push((i, e)),
+            }
+        }
+        for (i, e) in failed {
+            let column = row.cells.get(i).map_or("?", |(n, _)| *n);
+            let payload = row.raw.clone().unwrap_or_else(|| e.value.clone());
+            if key.contains(&column) {
+                return Err(Quarantined {
+                    location: where_(row, column),
+                    error: format!("{e} in key column `{column}`: the record cannot be stored"),
+                    payload,
+                });
+            }
+            notes.push(Quarantined {
+                location: where_(row, column),
+                error: format!("{e}: stored as NULL (the record in `_raw` keeps the value)"),
+                payload,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -504,6 +658,7 @@ async fn drive(
         load_id: load_id.to_owned(),
         dest,
         opts,
+        columns: Columns::of(source),
         rows: 0,
         quarantined: 0,
     };
@@ -560,8 +715,9 @@ async fn consume(
                 run.quarantined += 1;
                 pending.quarantine.push(q);
             }
-            Ok(Event::Erase(e)) => {
+            Ok(Event::Erase(mut e)) => {
                 pending.touch();
+                run.coerce_erasure(&mut e);
                 pending.erasures.push(e);
             }
             Ok(Event::Checkpoint(state)) => {
@@ -643,6 +799,7 @@ pub async fn commit_events(
         load_id: load_id.clone(),
         dest,
         opts,
+        columns: Columns::of(source),
         rows: 0,
         quarantined: 0,
     };

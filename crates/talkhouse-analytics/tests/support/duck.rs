@@ -20,8 +20,4 @@ impl Engine for Duck {
     fn timestamp_type(&self) -> &'static str {
         "TIMESTAMP"
     }
-    /// DuckDB reads Ultimate through the connector-shaped views; PostgreSQL through the tables.
-    fn ultimate_views(&self) -> bool {
-        true
-    }
 }

@@ -28,52 +28,47 @@ pub trait Engine: Send + Sync {
     fn dest(&self) -> &dyn Destination;
     /// The SQL type of timestamp columns in this engine's destination.
     fn timestamp_type(&self) -> &'static str;
-    /// Whether to add views shaped like the Ultimate connector's (`metric_conversations`,
-    /// `conversation_intents`), so the report reads those instead of the base tables.
-    fn ultimate_views(&self) -> bool {
-        false
-    }
-    /// Creates the tables and inserts `data`.
+    /// Creates the tables, inserts `data`, and lays the Ada and Ultimate connectors' own metric
+    /// views over them (the report reads those).
     async fn load(&self, data: &Dataset) {
         let mut stmts = data.statements(self.timestamp_type());
-        if self.ultimate_views() {
-            stmts.extend(ULTIMATE_VIEWS.iter().map(|s| (*s).to_owned()));
-        }
+        stmts.extend(vendor_views());
         for stmt in stmts {
             self.dest()
                 .execute(&stmt)
                 .await
                 .unwrap_or_else(|e| panic!("{stmt}\n{e}"));
         }
-        if self.ultimate_views() {
-            let cols = self
-                .dest()
-                .query("SELECT column_name FROM information_schema.columns WHERE table_name = 'metric_conversations'")
-                .await
-                .unwrap();
-            assert!(
-                cols.len() >= 6,
-                "view columns are visible in information_schema: {cols:?}"
-            );
-        }
     }
 }
 
-/// Views shaped like the Ultimate connector's (`crates/talkhouse-sources/src/ultimate/views.rs`).
-const ULTIMATE_VIEWS: [&str; 2] = [
-    "CREATE VIEW ultimate.metric_conversations AS SELECT c.conversation_id, \
-CAST(c.conversation_start_time AS DATE) AS start_date, \
-CASE WHEN c.conversation_status = 'bot_handled' THEN 'botHandled' ELSE c.conversation_status END AS status, \
-c.last_resolution, CAST(c.visitor_messages_count AS BIGINT) AS visitor_messages_count, \
-CAST(c.not_understood_messages_count AS BIGINT) AS not_understood_messages_count \
-FROM ultimate.conversations c WHERE c._deleted_at IS NULL",
-    "CREATE VIEW ultimate.conversation_intents AS SELECT c.conversation_id, fm.intent_name AS first_meaningful_intent \
-FROM ultimate.conversations c LEFT JOIN (SELECT t.conversation_id, t.intent_name, \
-ROW_NUMBER() OVER (PARTITION BY t.conversation_id ORDER BY t.intent_timestamp, t.intent_name) AS rn \
-FROM ultimate.triggered_intent_replies t \
-WHERE t.not_meaningful = FALSE AND t.intent_name NOT IN ('Greeting', 'Talk to a human/agent')) fm \
-ON fm.conversation_id = c.conversation_id AND fm.rn = 1 WHERE c._deleted_at IS NULL",
-];
+/// The bot of the generated Ultimate data.
+pub const BOT: &str = "b1";
+
+/// `CREATE VIEW` statements of the Ada and Ultimate connectors' views, as a sync creates them.
+fn vendor_views() -> Vec<String> {
+    let ultimate = talkhouse_sources::ultimate::views::views(
+        &talkhouse_sources::ultimate::views::MetricOptions {
+            bot_ids: vec![BOT.to_owned()],
+            ..Default::default()
+        },
+    );
+    let ada = talkhouse_sources::ada::views::views(false);
+    let create = |schema: &str, views: Vec<(&str, String)>| -> Vec<String> {
+        views
+            .into_iter()
+            .map(|(name, sql)| {
+                format!(
+                    "CREATE OR REPLACE VIEW {schema}.{name} AS {}",
+                    sql.replace("{schema}", schema)
+                )
+            })
+            .collect()
+    };
+    let mut out = create("ada", ada);
+    out.extend(create("ultimate", ultimate));
+    out
+}
 
 #[derive(Debug, Clone)]
 pub struct Conv {
@@ -90,6 +85,8 @@ pub struct Conv {
     pub deleted: bool,
     /// `false`: only its messages exist (no model conversation row).
     pub in_model: bool,
+    /// The vendor marks it as a test (`None`: the vendor has no such flag).
+    pub is_test: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +111,7 @@ pub struct AdaConv {
     pub engaged: bool,
     pub escalated: bool,
     pub deleted: bool,
+    pub test: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +131,7 @@ pub struct UltConv {
     pub not_understood: Option<u32>,
     pub intents: Vec<Intent>,
     pub deleted: bool,
+    pub test: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -188,6 +187,7 @@ impl Dataset {
                 let started = base + Duration::seconds(rng.random_range(0..10 * 86_400));
                 let channel = channels[si][rng.random_range(0..channels[si].len())];
                 let in_model = rng.random_range(0..20) != 0;
+                let is_test = (source == "ada").then(|| rng.random_range(0..10) == 0);
                 let conv = Conv {
                     source,
                     id: id.clone(),
@@ -205,6 +205,7 @@ impl Dataset {
                     csat: (rng.random_range(0..3) == 0).then(|| f64::from(rng.random_range(1..=5))),
                     deleted: rng.random_range(0..25) == 0,
                     in_model,
+                    is_test,
                 };
                 let lang = text::pick_lang(&mut rng);
                 let tone = text::pick_tone(&mut rng);
@@ -286,6 +287,7 @@ impl Dataset {
             let start = base + Duration::seconds(rng.random_range(0..10 * 86_400));
             let status = statuses[rng.random_range(0..statuses.len())];
             let count = rng.random_range(0..12);
+            let test = rng.random_range(0..12) == 0;
             d.convs.push(Conv {
                 source: "ultimate",
                 id: id.clone(),
@@ -302,6 +304,7 @@ impl Dataset {
                 csat: None,
                 deleted: false,
                 in_model: true,
+                is_test: Some(test),
             });
             let mut its = Vec::new();
             for _ in 0..rng.random_range(0..4) {
@@ -321,6 +324,7 @@ impl Dataset {
                 not_understood: Some(rng.random_range(0..=visitor)),
                 intents: its,
                 deleted: rng.random_range(0..30) == 0,
+                test,
             });
         }
         // Ada's own table.
@@ -331,6 +335,7 @@ impl Dataset {
                 engaged: rng.random_bool(0.7),
                 escalated: rng.random_bool(0.2),
                 deleted: c.deleted,
+                test: c.is_test == Some(true),
             });
         }
         d
@@ -351,7 +356,8 @@ impl Dataset {
             format!(
                 "CREATE TABLE talkhouse.model_conversations (source TEXT, conversation_id TEXT, customer_id TEXT, \
 channel TEXT, started_at {ts_type}, ended_at {ts_type}, status TEXT, message_count BIGINT, escalated BOOLEAN, \
-bot_handled BOOLEAN, csat DOUBLE PRECISION, updated_at {ts_type}, {book}, PRIMARY KEY (source, conversation_id))"
+bot_handled BOOLEAN, csat DOUBLE PRECISION, updated_at {ts_type}, is_test BOOLEAN, {book}, \
+PRIMARY KEY (source, conversation_id))"
             ),
             format!(
                 "CREATE TABLE talkhouse.model_messages (source TEXT, message_id TEXT, conversation_id TEXT, session_id TEXT, \
@@ -359,14 +365,21 @@ sender_role TEXT, sender_id TEXT, channel TEXT, sent_at {ts_type}, body TEXT, la
 {book}, PRIMARY KEY (source, message_id))"
             ),
             format!(
-                "CREATE TABLE ada.conversations (id TEXT PRIMARY KEY, date_created {ts_type}, is_engaged BOOLEAN, \
-is_escalated BOOLEAN, {book})"
+                "CREATE TABLE talkhouse.source_settings (source TEXT PRIMARY KEY, vendor TEXT, include_test BOOLEAN, {book})"
             ),
-            // Ultimate's counts arrive as text.
+            "INSERT INTO talkhouse.source_settings (source, vendor, include_test) VALUES \
+('gladly', 'gladly', false), ('giosg', 'giosg', false), ('ada', 'ada', false), ('ultimate', 'ultimate', false)"
+                .to_owned(),
             format!(
-                "CREATE TABLE ultimate.conversations (conversation_id TEXT PRIMARY KEY, conversation_start_time {ts_type}, \
-conversation_status TEXT, last_resolution TEXT, visitor_messages_count TEXT, not_understood_messages_count TEXT, {book})"
+                "CREATE TABLE ada.conversations (id TEXT PRIMARY KEY, date_created {ts_type}, is_engaged BOOLEAN, \
+is_escalated BOOLEAN, is_test_user BOOLEAN, {book})"
             ),
+            format!(
+                "CREATE TABLE ultimate.conversations (conversation_id TEXT PRIMARY KEY, bot_id TEXT, start_date DATE, \
+export_date DATE, conversation_start_time {ts_type}, conversation_status TEXT, last_resolution TEXT, \
+bot_messages_count BIGINT, visitor_messages_count BIGINT, not_understood_messages_count BIGINT, test_mode BOOLEAN, {book})"
+            ),
+            format!("CREATE TABLE ultimate.export_days (bot_id TEXT, day DATE, {book})"),
             format!(
                 "CREATE TABLE ultimate.triggered_intent_replies (conversation_id TEXT, position BIGINT, intent_name TEXT, \
 intent_timestamp {ts_type}, not_meaningful BOOLEAN, {book})"
@@ -375,7 +388,7 @@ intent_timestamp {ts_type}, not_meaningful BOOLEAN, {book})"
         let mut rows = Vec::new();
         for c in self.convs.iter().filter(|c| c.in_model) {
             rows.push(format!(
-                "({}, {}, {}, {}, {}, NULL, {}, {}, {}, {}, {}, NULL, NULL, NULL, NULL, {})",
+                "({}, {}, {}, {}, {}, NULL, {}, {}, {}, {}, {}, NULL, {}, NULL, NULL, NULL, {})",
                 lit(c.source),
                 lit(&c.id),
                 opt_lit(c.customer_id.as_deref()),
@@ -387,6 +400,7 @@ intent_timestamp {ts_type}, not_meaningful BOOLEAN, {book})"
                 b(c.escalated),
                 b(c.bot_handled),
                 f(c.csat),
+                b(c.is_test),
                 deleted(c.deleted)
             ));
         }
@@ -424,11 +438,12 @@ intent_timestamp {ts_type}, not_meaningful BOOLEAN, {book})"
             .iter()
             .map(|a| {
                 format!(
-                    "({}, {}, {}, {}, NULL, NULL, NULL, {})",
+                    "({}, {}, {}, {}, {}, NULL, NULL, NULL, {})",
                     lit(&a.id),
                     ts(Some(a.date_created)),
                     a.engaged,
                     a.escalated,
+                    a.test,
                     deleted(a.deleted)
                 )
             })
@@ -442,19 +457,41 @@ intent_timestamp {ts_type}, not_meaningful BOOLEAN, {book})"
             .iter()
             .map(|u| {
                 format!(
-                    "({}, {}, {}, {}, {}, {}, NULL, NULL, NULL, {})",
+                    "({}, {}, {}, {}, {}, {}, {}, 1, {}, {}, {}, NULL, NULL, NULL, {})",
                     lit(&u.id),
+                    lit(BOT),
+                    lit(&u.start.date_naive().to_string()),
+                    lit(&u.start.date_naive().to_string()),
                     ts(Some(u.start)),
                     opt_lit(u.status),
                     opt_lit(u.resolution),
-                    opt_lit(u.visitor.map(|v| v.to_string()).as_deref()),
-                    opt_lit(u.not_understood.map(|v| v.to_string()).as_deref()),
+                    u.visitor.map_or_else(|| "NULL".into(), |v| v.to_string()),
+                    u.not_understood
+                        .map_or_else(|| "NULL".into(), |v| v.to_string()),
+                    u.test,
                     deleted(u.deleted)
                 )
             })
             .collect();
         out.push(format!(
             "INSERT INTO ultimate.conversations VALUES {}",
+            rows.join(", ")
+        ));
+        // The export of every day up to the newest conversation's has been read: that newest
+        // day is the one not final yet.
+        let days: BTreeSet<NaiveDate> = self.ult.iter().map(|u| u.start.date_naive()).collect();
+        let rows: Vec<String> = days
+            .iter()
+            .map(|d| {
+                format!(
+                    "({}, {}, NULL, NULL, NULL, NULL)",
+                    lit(BOT),
+                    lit(&d.to_string())
+                )
+            })
+            .collect();
+        out.push(format!(
+            "INSERT INTO ultimate.export_days VALUES {}",
             rows.join(", ")
         ));
         let rows: Vec<String> = self
@@ -493,7 +530,7 @@ intent_timestamp {ts_type}, not_meaningful BOOLEAN, {book})"
             .iter()
             .filter(|m| !m.deleted)
             .filter_map(|m| match self.conv(m.source, &m.conversation_id) {
-                Some(c) if c.deleted => None,
+                Some(c) if c.deleted || c.is_test == Some(true) => None,
                 Some(c) => Some((m, m.channel.or(c.channel))),
                 None => Some((m, m.channel)),
             })
@@ -510,7 +547,11 @@ intent_timestamp {ts_type}, not_meaningful BOOLEAN, {book})"
                 .push(m);
         }
         let mut out = Vec::new();
-        for c in self.convs.iter().filter(|c| c.in_model && !c.deleted) {
+        for c in self
+            .convs
+            .iter()
+            .filter(|c| c.in_model && !c.deleted && c.is_test != Some(true))
+        {
             let ms = stored
                 .get(&(c.source, c.id.as_str()))
                 .cloned()
@@ -862,7 +903,7 @@ pub fn check_report(r: &Report, data: &Dataset, since: Option<NaiveDate>) {
     let ada: Vec<&AdaConv> = data
         .ada
         .iter()
-        .filter(|a| !a.deleted && since_ok(Some(a.date_created), since))
+        .filter(|a| !a.deleted && !a.test && since_ok(Some(a.date_created), since))
         .collect();
     assert!(r.ada.present);
     assert_eq!(r.ada.sources, vec!["ada".to_owned()]);
@@ -888,7 +929,7 @@ pub fn check_report(r: &Report, data: &Dataset, since: Option<NaiveDate>) {
     let ult: Vec<&UltConv> = data
         .ult
         .iter()
-        .filter(|u| !u.deleted && since_ok(Some(u.start), since))
+        .filter(|u| !u.deleted && !u.test && since_ok(Some(u.start), since))
         .collect();
     let total = ult.len() as u64;
     let count = |p: &dyn Fn(&UltConv) -> bool| ult.iter().filter(|u| p(u)).count() as u64;
@@ -949,7 +990,9 @@ pub fn check_report(r: &Report, data: &Dataset, since: Option<NaiveDate>) {
             .filter(|i| {
                 !i.not_meaningful && !["Greeting", "Talk to a human/agent"].contains(&i.name)
             })
-            .min_by(|a, b| a.at.cmp(&b.at).then(a.name.cmp(b.name)));
+            .enumerate()
+            .min_by_key(|(pos, i)| (i.at, *pos))
+            .map(|(_, i)| i);
         if let Some(i) = first {
             let e = per_intent.entry(i.name).or_default();
             e.0 += 1;
@@ -973,5 +1016,27 @@ pub fn check_report(r: &Report, data: &Dataset, since: Option<NaiveDate>) {
         .map(|i| i.total_conversations)
         .collect();
     assert!(order.windows(2).all(|w| w[0] >= w[1]), "largest first");
+    // The newest day is not final (its next day's export is not read).
+    let newest = data.ult.iter().map(|u| u.start.date_naive()).max();
+    let newest_shown = ult.iter().any(|c| Some(c.start.date_naive()) == newest);
+    assert_eq!(
+        u.first_incomplete_day,
+        newest.filter(|_| newest_shown).map(|d| d.to_string()),
+        "first day not final"
+    );
+    assert_eq!(u.incomplete_days, u64::from(newest_shown));
+
+    // Test conversations: out of every figure, and counted.
+    let mut left_out: BTreeMap<String, u64> = BTreeMap::new();
+    for c in data.convs.iter().filter(|c| {
+        c.in_model && !c.deleted && c.is_test == Some(true) && since_ok(c.started_at, since)
+    }) {
+        *left_out.entry(c.source.to_owned()).or_default() += 1;
+    }
+    assert!(since.is_some() || left_out.len() == 2, "{left_out:?}");
+    assert_eq!(
+        r.test_conversations_left_out, left_out,
+        "test conversations left out"
+    );
     let _ = BTreeSet::<u8>::new();
 }

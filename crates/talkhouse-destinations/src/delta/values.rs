@@ -72,7 +72,9 @@ pub(crate) fn fields(columns: &[(String, ColumnType)]) -> Vec<StructField> {
         .collect()
 }
 
-/// Builds one Arrow column from cells.
+/// Builds one Arrow column from cells. The engine has already converted every cell to its
+/// column's type (`talkhouse_model::coerce`), so only exact pairs are mapped (and a timestamp to
+/// its day, for `_day`); anything else is NULL.
 pub(crate) fn column<'a>(
     ty: ColumnType,
     cells: impl Iterator<Item = Option<&'a Cell>>,
@@ -90,8 +92,6 @@ pub(crate) fn column<'a>(
             for c in cells {
                 b.append_option(c.and_then(|c| match c {
                     Cell::Integer(i) => Some(*i),
-                    Cell::Text(s) => s.trim().parse().ok(),
-                    Cell::Boolean(v) => Some(i64::from(*v)),
                     _ => None,
                 }));
             }
@@ -102,10 +102,6 @@ pub(crate) fn column<'a>(
             for c in cells {
                 b.append_option(c.and_then(|c| match c {
                     Cell::Float(f) => Some(*f),
-                    // Integers that large are not exact in a float column anyway.
-                    #[allow(clippy::cast_precision_loss)]
-                    Cell::Integer(i) => Some(*i as f64),
-                    Cell::Text(s) => s.trim().parse().ok(),
                     _ => None,
                 }));
             }
@@ -116,8 +112,6 @@ pub(crate) fn column<'a>(
             for c in cells {
                 b.append_option(c.and_then(|c| match c {
                     Cell::Boolean(v) => Some(*v),
-                    Cell::Integer(i) => Some(*i != 0),
-                    Cell::Text(s) => s.trim().parse().ok(),
                     _ => None,
                 }));
             }
@@ -126,14 +120,9 @@ pub(crate) fn column<'a>(
         ColumnType::Timestamp => {
             let mut b = TimestampMicrosecondBuilder::new().with_timezone(UTC);
             for c in cells {
-                b.append_option(c.and_then(|c| {
-                    match c {
-                        Cell::Timestamp(t) => Some(t.timestamp_micros()),
-                        Cell::Date(d) => d
-                            .and_hms_opt(0, 0, 0)
-                            .map(|t| t.and_utc().timestamp_micros()),
-                        _ => None,
-                    }
+                b.append_option(c.and_then(|c| match c {
+                    Cell::Timestamp(t) => Some(t.timestamp_micros()),
+                    _ => None,
                 }));
             }
             Arc::new(b.finish())
@@ -143,6 +132,7 @@ pub(crate) fn column<'a>(
             for c in cells {
                 b.append_option(c.and_then(|c| match c {
                     Cell::Date(d) => Some(days(*d)),
+                    // The `_day` partition column, built from the table's day column.
                     Cell::Timestamp(t) => Some(days(t.date_naive())),
                     _ => None,
                 }));

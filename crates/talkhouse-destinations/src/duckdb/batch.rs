@@ -43,59 +43,27 @@ impl Builder {
         }
     }
 
-    /// Appends a cell, converted to the column's type the way DuckDB would cast it; a cell that
-    /// has no value of that type is NULL here (the vendor's record keeps it in `_raw`).
+    /// Appends a cell. The engine has already converted every cell to its column's type
+    /// (`talkhouse_model::coerce`), so only exact pairs are mapped; anything else is NULL.
     fn push(&mut self, cell: Option<&Cell>, ty: ColumnType) {
         let cell = cell.unwrap_or(&Cell::Null);
-        match self {
-            Self::Text(b) => match (cell, ty) {
-                // Borrowed as it is: the common case, no copy.
-                (Cell::Text(s), ColumnType::Text) => b.append_value(s),
-                _ => b.append_option(cell.column_text(ty)),
-            },
-            Self::Integer(b) => match cell {
-                Cell::Integer(i) => b.append_value(*i),
-                Cell::Boolean(v) => b.append_value(i64::from(*v)),
-                Cell::Float(f) => b.append_option(float_to_int(*f)),
-                Cell::Text(s) => b.append_option(s.trim().parse().ok()),
-                _ => b.append_null(),
-            },
-            Self::Float(b) => match cell {
-                Cell::Float(f) => b.append_value(*f),
-                // Integers that large are not exact in a float column anyway.
-                #[allow(clippy::cast_precision_loss)]
-                Cell::Integer(i) => b.append_value(*i as f64),
-                Cell::Boolean(v) => b.append_value(f64::from(u8::from(*v))),
-                Cell::Text(s) => b.append_option(s.trim().parse().ok()),
-                _ => b.append_null(),
-            },
-            Self::Boolean(b) => match cell {
-                Cell::Boolean(v) => b.append_value(*v),
-                Cell::Integer(i) => b.append_value(*i != 0),
-                Cell::Text(s) => b.append_option(s.trim().parse().ok()),
-                _ => b.append_null(),
-            },
-            Self::Timestamp(b) => match cell {
-                Cell::Timestamp(t) => b.append_value(t.timestamp_micros()),
-                Cell::Text(s) => b.append_option(
-                    chrono::DateTime::parse_from_rfc3339(s.trim())
-                        .ok()
-                        .map(|t| t.timestamp_micros()),
-                ),
-                _ => b.append_null(),
-            },
-            Self::Date(b) => {
-                let date = match cell {
-                    Cell::Date(d) => Some(*d),
-                    Cell::Timestamp(t) => Some(t.date_naive()),
-                    Cell::Text(s) => s.trim().parse::<chrono::NaiveDate>().ok(),
-                    _ => None,
-                };
-                b.append_option(date.and_then(|d| {
-                    let days = d.signed_duration_since(chrono::NaiveDate::default());
-                    i32::try_from(days.num_days()).ok()
-                }));
+        match (self, cell) {
+            // Borrowed as it is: the common case, no copy.
+            (Self::Text(b), Cell::Text(s)) if ty == ColumnType::Text => b.append_value(s),
+            (Self::Text(b), _) => b.append_option(cell.column_text(ty)),
+            (Self::Integer(b), Cell::Integer(i)) => b.append_value(*i),
+            (Self::Float(b), Cell::Float(f)) => b.append_value(*f),
+            (Self::Boolean(b), Cell::Boolean(v)) => b.append_value(*v),
+            (Self::Timestamp(b), Cell::Timestamp(t)) => b.append_value(t.timestamp_micros()),
+            (Self::Date(b), Cell::Date(d)) => {
+                let days = d.signed_duration_since(chrono::NaiveDate::default());
+                b.append_option(i32::try_from(days.num_days()).ok());
             }
+            (Self::Integer(b), _) => b.append_null(),
+            (Self::Float(b), _) => b.append_null(),
+            (Self::Boolean(b), _) => b.append_null(),
+            (Self::Timestamp(b), _) => b.append_null(),
+            (Self::Date(b), _) => b.append_null(),
         }
     }
 
@@ -109,15 +77,6 @@ impl Builder {
             Self::Date(mut b) => Arc::new(b.finish()),
         }
     }
-}
-
-/// A float as an integer, rounded as DuckDB's cast rounds; `None` when out of range.
-fn float_to_int(f: f64) -> Option<i64> {
-    // 2^63 as f64 is exact; every float below it in magnitude fits an i64.
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    let r = f.round();
-    #[allow(clippy::cast_possible_truncation)]
-    (r.is_finite() && r.abs() < LIMIT).then_some(r as i64)
 }
 
 fn arrow_type(ty: ColumnType) -> DataType {
@@ -363,10 +322,10 @@ mod tests {
     }
 
     #[test]
-    fn stage_batch_finds_cells_in_any_order_and_converts_them() {
+    fn stage_batch_finds_cells_in_any_order() {
         let rows = [
             row(Some("x"), Cell::Integer(1), "one"),
-            row(Some("y"), Cell::Text("2".into()), "two"),
+            row(Some("y"), Cell::Integer(2), "two"),
         ];
         let refs: Vec<&Row> = rows.iter().collect();
         let batch = stage_batch(&spec(), &refs).expect("batch");

@@ -182,90 +182,30 @@ fn cell_kind(cell: &Cell) -> &'static str {
     }
 }
 
-/// A cell as a value of the column's type. Mismatched cells are converted where the meaning is
-/// clear (a number in a text column becomes its text, as in the DuckDB destination).
+/// A cell as a value of the column's type. The engine has already converted every cell to its
+/// column's type (`talkhouse_model::coerce`), so only exact pairs are mapped.
 ///
 /// # Errors
-/// When the cell cannot be a value of that type (text that is no number in a bigint column).
+/// When the cell is not of the column's type (a row that did not come through the engine).
 pub(crate) fn to_pg(cell: &Cell, ty: ColumnType) -> Result<PgValue<'_>, String> {
     use ColumnType as T;
-    let mismatch = || {
-        format!(
-            "a {} value cannot be stored in a {} column",
-            cell_kind(cell),
-            sql_type(ty)
-        )
-    };
     Ok(match (cell, ty) {
         (Cell::Null, _) => PgValue::Null,
         (Cell::Text(s), T::Text) => PgValue::Text(clean_text(s)),
-        (Cell::Text(s), T::Json) => PgValue::Json(Cow::Owned(json_text(&J::String(s.clone())))),
-        (Cell::Text(s), T::Integer) => PgValue::Int(s.trim().parse().map_err(|_| mismatch())?),
-        (Cell::Text(s), T::Float) => PgValue::Float(s.trim().parse().map_err(|_| mismatch())?),
-        (Cell::Text(s), T::Boolean) => match s.trim() {
-            "true" => PgValue::Bool(true),
-            "false" => PgValue::Bool(false),
-            _ => return Err(mismatch()),
-        },
-        (Cell::Text(s), T::Timestamp) => {
-            PgValue::Timestamp(talkhouse_model::time::parse_timestamp(s).ok_or_else(mismatch)?)
-        }
-        (Cell::Text(s), T::Date) => PgValue::Date(s.trim().parse().map_err(|_| mismatch())?),
-        (Cell::Integer(i), T::Integer) => PgValue::Int(*i),
-        (Cell::Integer(i), T::Float) => {
-            // Integers that large are not exact in a float column anyway.
-            #[allow(clippy::cast_precision_loss)]
-            let f = *i as f64;
-            PgValue::Float(f)
-        }
-        (Cell::Integer(i), T::Text) => PgValue::Text(Cow::Owned(i.to_string())),
-        (Cell::Integer(i), T::Json) => PgValue::Json(Cow::Owned(i.to_string())),
-        (Cell::Float(f), T::Float) => PgValue::Float(*f),
-        (Cell::Float(f), T::Text) => PgValue::Text(Cow::Owned(f.to_string())),
-        (Cell::Float(f), T::Json) => PgValue::Json(Cow::Owned(J::from(*f).to_string())),
-        (Cell::Float(f), T::Integer) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
-            #[allow(clippy::cast_possible_truncation)]
-            let i = *f as i64;
-            PgValue::Int(i)
-        }
-        (Cell::Boolean(b), T::Boolean) => PgValue::Bool(*b),
-        (Cell::Boolean(b), T::Text | T::Json) => {
-            let s = b.to_string();
-            if ty == T::Text {
-                PgValue::Text(Cow::Owned(s))
-            } else {
-                PgValue::Json(Cow::Owned(s))
-            }
-        }
-        (Cell::Timestamp(t), T::Timestamp) => PgValue::Timestamp(*t),
-        (Cell::Timestamp(t), T::Text) => PgValue::Text(Cow::Owned(t.to_rfc3339())),
-        (Cell::Timestamp(_), T::Json) => PgValue::Json(Cow::Owned(cell.to_json().to_string())),
-        (Cell::Timestamp(t), T::Date) => PgValue::Date(t.date_naive()),
-        (Cell::Date(d), T::Date) => PgValue::Date(*d),
-        (Cell::Date(d), T::Text) => PgValue::Text(Cow::Owned(d.to_string())),
-        (Cell::Date(_), T::Json) => PgValue::Json(Cow::Owned(cell.to_json().to_string())),
-        (Cell::Date(d), T::Timestamp) => PgValue::Timestamp(d.and_time(NaiveTime::MIN).and_utc()),
         (Cell::Json(v), T::Json) => PgValue::Json(Cow::Owned(json_text(v))),
-        (Cell::Json(J::String(s)), _) => return to_pg(&Cell::Text(s.clone()), ty).map(into_owned),
-        (Cell::Json(v), T::Text) => PgValue::Text(Cow::Owned(json_text(v))),
-        (Cell::Json(J::Bool(b)), T::Boolean) => PgValue::Bool(*b),
-        (Cell::Json(J::Number(n)), T::Integer) => PgValue::Int(n.as_i64().ok_or_else(mismatch)?),
-        (Cell::Json(J::Number(n)), T::Float) => PgValue::Float(n.as_f64().ok_or_else(mismatch)?),
-        _ => return Err(mismatch()),
+        (Cell::Integer(i), T::Integer) => PgValue::Int(*i),
+        (Cell::Float(f), T::Float) => PgValue::Float(*f),
+        (Cell::Boolean(b), T::Boolean) => PgValue::Bool(*b),
+        (Cell::Timestamp(t), T::Timestamp) => PgValue::Timestamp(*t),
+        (Cell::Date(d), T::Date) => PgValue::Date(*d),
+        _ => {
+            return Err(format!(
+                "a {} value cannot be stored in a {} column",
+                cell_kind(cell),
+                sql_type(ty)
+            ));
+        }
     })
-}
-
-fn into_owned(v: PgValue<'_>) -> PgValue<'static> {
-    match v {
-        PgValue::Null => PgValue::Null,
-        PgValue::Text(s) => PgValue::Text(Cow::Owned(s.into_owned())),
-        PgValue::Json(s) => PgValue::Json(Cow::Owned(s.into_owned())),
-        PgValue::Int(i) => PgValue::Int(i),
-        PgValue::Float(f) => PgValue::Float(f),
-        PgValue::Bool(b) => PgValue::Bool(b),
-        PgValue::Timestamp(t) => PgValue::Timestamp(t),
-        PgValue::Date(d) => PgValue::Date(d),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -487,16 +427,14 @@ mod tests {
     }
 
     #[test]
-    fn conversions() {
+    fn exact_pairs_only() {
         assert_eq!(
-            to_pg(&Cell::Integer(5), ColumnType::Text),
-            Ok(PgValue::Text("5".into()))
+            to_pg(&Cell::Integer(5), ColumnType::Integer),
+            Ok(PgValue::Int(5))
         );
-        assert_eq!(
-            to_pg(&Cell::Text("7".into()), ColumnType::Integer),
-            Ok(PgValue::Int(7))
-        );
-        assert!(to_pg(&Cell::Text("x".into()), ColumnType::Integer).is_err());
+        // The engine converts; a mismatch reaching the destination is refused, not guessed.
+        assert!(to_pg(&Cell::Integer(5), ColumnType::Text).is_err());
+        assert!(to_pg(&Cell::Text("7".into()), ColumnType::Integer).is_err());
         assert_eq!(
             to_pg(&Cell::Text("a\0b".into()), ColumnType::Text),
             Ok(PgValue::Text("a\u{fffd}b".into()))

@@ -132,6 +132,7 @@ pub fn truth(ada: &Ada) -> GroundTruth {
     let tl = &ada.timeline;
     let (mut conversations, mut messages, mut escalated, mut engaged, mut with_csat) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut test_conversations = 0u64;
     let mut types: BTreeMap<String, u64> = BTreeMap::new();
     let mut roles: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut i = tl.index_at(floor - data::MAX_UPDATE_SPAN);
@@ -142,6 +143,7 @@ pub fn truth(ada: &Ada) -> GroundTruth {
             conversations += 1;
             escalated += u64::from(c.escalated);
             engaged += u64::from(c.engaged);
+            test_conversations += u64::from(c.test_user);
             with_csat +=
                 u64::from(c.csat_score.is_some() && c.late_update.is_some_and(|l| l <= updated));
         }
@@ -177,6 +179,7 @@ pub fn truth(ada: &Ada) -> GroundTruth {
             "escalated": escalated,
             "engaged": engaged,
             "with_csat": with_csat,
+            "test_conversations": test_conversations,
             "message_types": types,
             "sender_roles": roles,
             "horizon": data::fmt_query(horizon),

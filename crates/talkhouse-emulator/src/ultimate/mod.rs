@@ -185,8 +185,15 @@ impl State_ {
             }
         }
         let convs: Vec<&Conv> = finals.values().collect();
+        let real: Vec<&Conv> = convs.iter().filter(|c| !c.test_mode).copied().collect();
         let n = convs.len() as u64;
         let mut tables = BTreeMap::new();
+        // One row per bot and day read, from the first day to yesterday.
+        let days = u64::try_from((last - first).num_days() + 1).unwrap_or(0);
+        tables.insert(
+            "export_days".to_owned(),
+            self.world.bots.len() as u64 * days,
+        );
         tables.insert("conversations".to_owned(), n);
         tables.insert("model_conversations".to_owned(), n);
         tables.insert(
@@ -208,7 +215,9 @@ impl State_ {
             "malformed_lines": malformed,
             "bad_conversations_data": convs.iter().filter(|c| !c.data_ok).count(),
             "suggestion_engine": convs.iter().filter(|c| c.bot_messages == 0).count(),
-            "metrics": truth::metrics(&convs),
+            // The vendor's figures leave test conversations (`test_mode`) out.
+            "metrics": truth::metrics(&real),
+            "test_conversations": convs.len() - real.len(),
         });
         GroundTruth { tables, extra }
     }

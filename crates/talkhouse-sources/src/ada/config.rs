@@ -95,6 +95,10 @@ pub struct AdaConfig {
     /// Days per window, 1–60 (default 60, Ada's maximum).
     #[serde(default = "default_window_days")]
     pub window_days: u32,
+    /// Count conversations of test users (`is_test_user`) in `talkhouse.*` and the metrics. By
+    /// default they load into `ada.conversations` but every view and metric leaves them out.
+    #[serde(default)]
+    pub include_test: bool,
 }
 
 /// Parses `2h`, `48h`, `30m`, `90s`, `1d`, `0`.
@@ -123,6 +127,8 @@ pub struct Settings {
     pub requests_per_second: f64,
     /// Window length.
     pub window: Duration,
+    /// Keep test users' conversations in the model and metrics.
+    pub include_test: bool,
 }
 
 impl AdaConfig {
@@ -228,6 +234,7 @@ impl AdaConfig {
             page_size: self.page_size,
             requests_per_second: self.requests_per_second,
             window: Duration::days(i64::from(self.window_days)),
+            include_test: self.include_test,
         })
     }
 }

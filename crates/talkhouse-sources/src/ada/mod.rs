@@ -11,6 +11,10 @@
 //! * `talkhouse.model_conversations` (escalated from `is_escalated`, `bot_handled` = not
 //!   escalated, `csat` from `csat.score`, channel from `platform`) and
 //!   `talkhouse.model_messages` (`session_id` = conversation id, `sender_role` from `sender`).
+//! * Views `ada.metric_conversations` and `ada.metrics`: Ada's engagement and escalation
+//!   figures ([`views`]), which the report reads.
+//! * Test users: conversations with `is_test_user` load into `ada.conversations` like any
+//!   other, but `talkhouse.*` and the metrics leave them out unless `include_test = true`.
 //!
 //! # Auth
 //! `Authorization: Bearer <token>`. v1.3/v1.4 take the Data Export token (only one exists: a
@@ -73,6 +77,7 @@ mod lookback;
 mod records;
 mod source;
 mod tables;
+pub mod views;
 
 use std::sync::Arc;
 

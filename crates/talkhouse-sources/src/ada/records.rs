@@ -244,7 +244,8 @@ pub fn conversation(v: &Value) -> Result<Mapped, RecordError> {
         .set("escalated", escalated)
         .set("bot_handled", bot_handled)
         .set("csat", score)
-        .set("updated_at", at);
+        .set("updated_at", at)
+        .set("is_test", boolean(v, "is_test_user"));
     Ok(Mapped {
         id,
         at,

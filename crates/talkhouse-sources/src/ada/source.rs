@@ -8,8 +8,8 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use talkhouse_http::{Auth, Client, ClientConfig, HttpError, HttpErrorKind, HttpStats, Request};
 use talkhouse_model::{
-    Event, EventStream, Quarantined, Source, SourceError, StreamContext, StreamDef, TableRef,
-    TableSpec, model,
+    Event, EventStream, Quarantined, Source, SourceError, SourceSettings, StreamContext, StreamDef,
+    TableRef, TableSpec, model,
 };
 
 use super::config::{ApiVersion, Settings};
@@ -502,6 +502,16 @@ impl Source for AdaSource {
 
     fn conversation_columns(&self) -> Vec<(TableRef, &'static str)> {
         vec![(CONVERSATIONS, "id"), (MESSAGES, "conversation_id")]
+    }
+
+    fn views(&self) -> Vec<(&'static str, String)> {
+        super::views::views(self.settings.include_test)
+    }
+
+    fn model_settings(&self) -> SourceSettings {
+        SourceSettings {
+            include_test: self.settings.include_test,
+        }
     }
 }
 

@@ -83,6 +83,10 @@ pub struct UltimateConfig {
     /// Apply the seed's Bot Summary parity filter (`bot_messages_count > 0`) in the metric views.
     #[serde(default)]
     pub parity_filter: bool,
+    /// Count test conversations (`test_mode`) in `talkhouse.*` and the metrics. By default they
+    /// load into `ultimate.conversations` but every view and metric leaves them out.
+    #[serde(default)]
+    pub include_test: bool,
 }
 
 impl UltimateConfig {

@@ -9,7 +9,13 @@
 //! `conversation_id` + `position`, replaced per conversation), and `talkhouse.model_conversations`
 //! (channel `chat`, or `email` for ticket bots; `escalated`, `bot_handled`, `message_count`
 //! from the vendor's counts). The export holds no message text, so there are no
-//! `model_messages` rows. The vendor's metrics are views (see [`views`]).
+//! `model_messages` rows. `ultimate.export_days` (key `bot_id` + `day`) records every (bot, day)
+//! export read, with its file, record and byte counts. The vendor's metrics are views (see
+//! [`views`]); a day of them is final once the next day's export is read, which the views tell
+//! from `export_days`.
+//!
+//! Test conversations (`test_mode`) load like any other and carry `is_test` in the model; the
+//! `talkhouse.*` views and the metric views leave them out unless `include_test = true`.
 //!
 //! # Auth
 //! The organization API key, sent raw in `authorization` (a `Bearer` prefix got 401 on the live

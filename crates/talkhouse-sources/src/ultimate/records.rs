@@ -394,7 +394,8 @@ pub fn parse_record(value: &Value, export_date: NaiveDate) -> Result<Parsed, Str
                 status_str.is_some_and(|s| ESCALATION_STATUSES.contains(&s)),
             )
             .set("bot_handled", status_str == Some("botHandled"))
-            .set("updated_at", end.or(start)),
+            .set("updated_at", end.or(start))
+            .set("is_test", k.boolean("test_mode")),
     );
     Ok(Parsed {
         id,

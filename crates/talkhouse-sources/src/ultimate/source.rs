@@ -9,8 +9,8 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use talkhouse_http::{Auth, Client, ClientConfig, Request};
 use talkhouse_model::{
-    Event, EventStream, Quarantined, Source, SourceError, StreamContext, StreamDef, TableSpec,
-    model,
+    Cell, Event, EventStream, Quarantined, Row, Source, SourceError, SourceSettings, StreamContext,
+    StreamDef, TableSpec, model,
 };
 
 use super::config::UltimateConfig;
@@ -394,6 +394,18 @@ fn record_day(state: &mut Value, bot: &str, day: NaiveDate, d: &Day) {
     entry["days"] = json!(days);
 }
 
+/// The `ultimate.export_days` row of one (bot, day) read.
+fn export_day_row(bot: &str, day: NaiveDate, d: &Day) -> Row {
+    let int = |n: usize| Cell::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+    Row::new(tables::EXPORT_DAYS)
+        .set("bot_id", bot.to_owned())
+        .set("day", Cell::Date(day))
+        .set("files", int(d.files))
+        .set("records", int(d.records))
+        .set("bytes", int(d.bytes))
+        .set("no_export", d.no_export)
+}
+
 struct Run<'a> {
     source: &'a UltimateSource,
     plan: VecDeque<(String, NaiveDate)>,
@@ -416,6 +428,7 @@ impl Run<'_> {
                 record_day(&mut self.state, &bot, day, &d);
                 let mut events: Vec<Result<Event, SourceError>> =
                     d.events.drain(..).map(Ok).collect();
+                events.push(Ok(Event::Records(vec![export_day_row(&bot, day, &d)])));
                 events.push(Ok(Event::Checkpoint(self.state.clone())));
                 Some((events, self))
             }
@@ -486,6 +499,14 @@ impl Source for UltimateSource {
         views::views(&views::MetricOptions {
             excluded_intents: self.config.excluded_intents.clone(),
             parity_filter: self.config.parity_filter,
+            include_test: self.config.include_test,
+            bot_ids: self.config.bot_ids.clone(),
         })
+    }
+
+    fn model_settings(&self) -> SourceSettings {
+        SourceSettings {
+            include_test: self.config.include_test,
+        }
     }
 }

@@ -8,6 +8,9 @@ pub const CONVERSATIONS: TableRef = TableRef::source("conversations");
 pub const INTENT_REPLIES: TableRef = TableRef::source("triggered_intent_replies");
 /// `ultimate.triggered_replies`: `triggered_replies[]`, by conversation and position.
 pub const REPLIES: TableRef = TableRef::source("triggered_replies");
+/// `ultimate.export_days`: one row per (bot, day) export read, with what it held; the metric
+/// views tell from it which days are final.
+pub const EXPORT_DAYS: TableRef = TableRef::source("export_days");
 
 /// Integer columns of a conversation and the vendor keys they come from (lower-cased).
 pub const COUNTS: [(&str, &str); 13] = [
@@ -119,5 +122,18 @@ pub fn tables() -> Vec<TableSpec> {
             &["conversation_id", "position"],
         )
         .child_of(&["conversation_id"]),
+        TableSpec::new(
+            EXPORT_DAYS,
+            vec![
+                Column::new("bot_id", T::Text),
+                Column::new("day", T::Date),
+                Column::new("files", T::Integer),
+                Column::new("records", T::Integer),
+                Column::new("bytes", T::Integer),
+                // The API answered 404: the bot has no export that day.
+                Column::new("no_export", T::Boolean),
+            ],
+            &["bot_id", "day"],
+        ),
     ]
 }

@@ -1,25 +1,28 @@
-//! The vendor's metrics (the "Popular Metrics" Ultimate documents) as SQL views,
-//! and the same definitions in Rust ([`metrics`]) for tests.
+//! The vendor's metrics (the "Popular Metrics" Ultimate documents) as SQL views: the one
+//! place they are defined. The report and every user query read these views.
 //!
 //! Views, in creation order (each in the source's schema):
 //! * `metric_conversations`: one row per conversation, status normalised (`bot_handled` →
-//!   `botHandled`), with the parity filter (`bot_messages_count > 0`) when configured;
+//!   `botHandled`), with one 0/1 column per outcome the metrics count (`bot_handled`,
+//!   `deflected`, `escalated`, `failed_escalation`, `informed`, `automated`); test conversations
+//!   (`test_mode`) left out unless `include_test`, and the parity filter
+//!   (`bot_messages_count > 0`) when configured;
 //! * `conversation_intents`: per conversation, `first_intent` / `last_intent` (array order) and
 //!   `first_meaningful_intent` (`not_meaningful` false, name not excluded, earliest
 //!   `intent_timestamp`, then position); all conversations, no parity filter;
+//! * `export_status`: one row, `final_before`: the first day whose metrics are not final yet.
+//!   A day's conversations can end after midnight, in the next day's file, so day x is final
+//!   once the file of day x + 1 has been read for every configured bot (`export_days`);
 //! * `metrics`: the seed's eight figures over everything;
 //! * `metrics_by_day`: the same per `start_date` (UTC day the conversation started: the
-//!   seed's "took place on day x", which needs files x and x+1);
+//!   seed's "took place on day x", which needs files x and x+1), with `complete`: false for a
+//!   day that is not final yet;
 //! * `metrics_by_first_meaningful_intent`, `metrics_by_day_and_first_meaningful_intent`:
 //!   conversations and bot handled rate per first meaningful intent.
 //!
 //! Rates are `DOUBLE PRECISION` fractions (NULL when the denominator is 0). As in the seed's
 //! SQL, a NULL status is neither deflected nor escalated, so those two rates need not add up
 //! to 1.
-
-use std::collections::BTreeMap;
-
-use serde_json::{Value, json};
 
 /// Options of the metric views.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +31,10 @@ pub struct MetricOptions {
     pub excluded_intents: Vec<String>,
     /// Only conversations with `bot_messages_count > 0` (Bot Summary parity).
     pub parity_filter: bool,
+    /// Keep test conversations (`test_mode`).
+    pub include_test: bool,
+    /// The configured bots: a day is final once every one of them has the next day read.
+    pub bot_ids: Vec<String>,
 }
 
 impl Default for MetricOptions {
@@ -38,6 +45,8 @@ impl Default for MetricOptions {
                 .map(|s| (*s).to_owned())
                 .collect(),
             parity_filter: false,
+            include_test: false,
+            bot_ids: Vec::new(),
         }
     }
 }
@@ -46,26 +55,78 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-const RATES: &str = "count(DISTINCT conversation_id) AS total_conversations,
-  count(DISTINCT CASE WHEN status = 'botHandled' THEN conversation_id END) AS bot_handled_conversations,
-  CAST(count(DISTINCT CASE WHEN status = 'botHandled' THEN conversation_id END) AS DOUBLE PRECISION)
-    / NULLIF(count(DISTINCT conversation_id), 0) AS bot_handled_rate,
-  CAST(count(DISTINCT CASE WHEN status NOT IN ('email', 'agent', 'customEscalation') THEN conversation_id END) AS DOUBLE PRECISION)
-    / NULLIF(count(DISTINCT conversation_id), 0) AS deflection_rate,
-  CAST(count(DISTINCT CASE WHEN status IN ('email', 'agent', 'customEscalation') THEN conversation_id END) AS DOUBLE PRECISION)
-    / NULLIF(count(DISTINCT conversation_id), 0) AS escalation_rate,
-  CAST(count(DISTINCT CASE WHEN status = 'failedEscalation' THEN conversation_id END) AS DOUBLE PRECISION)
-    / NULLIF(count(DISTINCT conversation_id), 0) AS failed_escalation_rate,
-  CAST(count(DISTINCT CASE WHEN last_resolution = 'informed' THEN conversation_id END) AS DOUBLE PRECISION)
-    / NULLIF(count(DISTINCT conversation_id), 0) AS informed_rate,
-  CAST(count(DISTINCT CASE WHEN last_resolution IN ('informed', 'resolved') THEN conversation_id END) AS DOUBLE PRECISION)
-    / NULLIF(count(DISTINCT conversation_id), 0) AS automation_rate,
-  CAST(sum(visitor_messages_count) - sum(not_understood_messages_count) AS DOUBLE PRECISION)
-    / NULLIF(sum(visitor_messages_count), 0) AS messages_understood_rate";
+/// The outcome flags of `metric_conversations`, each `(column, condition on the normalised
+/// status and last resolution)`: the definitions every figure counts. Escalation is
+/// [`ESCALATION_STATUSES`](super::records::ESCALATION_STATUSES), as in the model's rows.
+fn outcomes() -> [(&'static str, String); 6] {
+    let escalation: Vec<String> = super::records::ESCALATION_STATUSES
+        .iter()
+        .map(|s| quote(s))
+        .collect();
+    let escalation = escalation.join(", ");
+    [
+        ("bot_handled", "status = 'botHandled'".to_owned()),
+        ("deflected", format!("status NOT IN ({escalation})")),
+        ("escalated", format!("status IN ({escalation})")),
+        (
+            "failed_escalation",
+            "status = 'failedEscalation'".to_owned(),
+        ),
+        ("informed", "last_resolution = 'informed'".to_owned()),
+        (
+            "automated",
+            "last_resolution IN ('informed', 'resolved')".to_owned(),
+        ),
+    ]
+}
+
+/// The rate column of each outcome flag.
+fn rate_name(flag: &str) -> &'static str {
+    match flag {
+        "bot_handled" => "bot_handled_rate",
+        "deflected" => "deflection_rate",
+        "escalated" => "escalation_rate",
+        "failed_escalation" => "failed_escalation_rate",
+        "informed" => "informed_rate",
+        _ => "automation_rate",
+    }
+}
+
+/// The figures over a set of `metric_conversations` rows: counts (`total_conversations`,
+/// `<flag>_conversations`, `visitor_messages`, `not_understood_messages`), which add up across
+/// days and sources, and the rates made of them.
+fn figures() -> String {
+    let total = "NULLIF(count(DISTINCT conversation_id), 0)";
+    let mut cols =
+        vec!["CAST(count(DISTINCT conversation_id) AS BIGINT) AS total_conversations".to_owned()];
+    let flags = outcomes();
+    for (flag, _) in &flags {
+        cols.push(format!(
+            "CAST(SUM({flag}) AS BIGINT) AS {flag}_conversations"
+        ));
+    }
+    cols.push("CAST(SUM(visitor_messages_count) AS BIGINT) AS visitor_messages".to_owned());
+    cols.push(
+        "CAST(SUM(not_understood_messages_count) AS BIGINT) AS not_understood_messages".to_owned(),
+    );
+    for (flag, _) in &flags {
+        cols.push(format!(
+            "CAST(SUM({flag}) AS DOUBLE PRECISION) / {total} AS {}",
+            rate_name(flag)
+        ));
+    }
+    cols.push(
+        "CAST(sum(visitor_messages_count) - sum(not_understood_messages_count) AS DOUBLE PRECISION)
+    / NULLIF(sum(visitor_messages_count), 0) AS messages_understood_rate"
+            .to_owned(),
+    );
+    cols.join(",\n  ")
+}
 
 const BY_INTENT: &str = "i.first_meaningful_intent,
-  count(DISTINCT m.conversation_id) AS total_conversations,
-  CAST(count(DISTINCT CASE WHEN m.status = 'botHandled' THEN m.conversation_id END) AS DOUBLE PRECISION)
+  CAST(count(DISTINCT m.conversation_id) AS BIGINT) AS total_conversations,
+  CAST(SUM(m.bot_handled) AS BIGINT) AS bot_handled_conversations,
+  CAST(SUM(m.bot_handled) AS DOUBLE PRECISION)
     / NULLIF(count(DISTINCT m.conversation_id), 0) AS bot_handled_rate";
 
 /// The views as `(name, SELECT …)`, with `{schema}` standing for the source's schema.
@@ -75,21 +136,42 @@ pub fn views(opts: &MetricOptions) -> Vec<(&'static str, String)> {
     } else {
         ""
     };
+    let test = if opts.include_test {
+        ""
+    } else {
+        " AND COALESCE(c.test_mode, FALSE) = FALSE"
+    };
     let excluded = if opts.excluded_intents.is_empty() {
         String::new()
     } else {
         let list: Vec<String> = opts.excluded_intents.iter().map(|s| quote(s)).collect();
         format!(" AND t.intent_name NOT IN ({})", list.join(", "))
     };
+    let flags: Vec<String> = outcomes()
+        .iter()
+        .map(|(name, cond)| format!("CASE WHEN {cond} THEN 1 ELSE 0 END AS {name}"))
+        .collect();
+    let bots = if opts.bot_ids.is_empty() {
+        "1 = 1".to_owned()
+    } else {
+        let list: Vec<String> = opts.bot_ids.iter().map(|s| quote(s)).collect();
+        format!("bot_id IN ({})", list.join(", "))
+    };
+    let figures = figures();
     vec![
         (
             "metric_conversations",
             format!(
-                "SELECT c.conversation_id, c.bot_id, c.start_date, c.export_date,
-  CASE WHEN c.conversation_status = 'bot_handled' THEN 'botHandled' ELSE c.conversation_status END AS status,
-  c.last_resolution, c.bot_messages_count, c.visitor_messages_count, c.not_understood_messages_count, c.test_mode
-FROM {{schema}}.conversations c
-WHERE c._deleted_at IS NULL{parity}"
+                "SELECT x.*,
+  {flags}
+FROM (
+  SELECT c.conversation_id, c.bot_id, c.start_date, c.export_date,
+    CASE WHEN c.conversation_status = 'bot_handled' THEN 'botHandled' ELSE c.conversation_status END AS status,
+    c.last_resolution, c.bot_messages_count, c.visitor_messages_count, c.not_understood_messages_count, c.test_mode
+  FROM {{schema}}.conversations c
+  WHERE c._deleted_at IS NULL{parity}{test}
+) x",
+                flags = flags.join(",\n  ")
             ),
         ),
         (
@@ -116,10 +198,31 @@ LEFT JOIN meaningful fm ON fm.conversation_id = c.conversation_id AND fm.rn = 1
 WHERE c._deleted_at IS NULL"
             ),
         ),
-        ("metrics", format!("SELECT {RATES}\nFROM {{schema}}.metric_conversations")),
+        (
+            "export_status",
+            format!(
+                "SELECT CASE WHEN COUNT(*) = {n} THEN MIN(through) END AS final_before
+FROM (
+  SELECT bot_id, MAX(day) AS through
+  FROM {{schema}}.export_days
+  WHERE _deleted_at IS NULL AND {bots}
+  GROUP BY bot_id
+) b",
+                n = opts.bot_ids.len().max(1)
+            ),
+        ),
+        ("metrics", format!("SELECT {figures}\nFROM {{schema}}.metric_conversations")),
         (
             "metrics_by_day",
-            format!("SELECT start_date, {RATES}\nFROM {{schema}}.metric_conversations\nGROUP BY start_date\nORDER BY start_date"),
+            format!(
+                "SELECT start_date,
+  {figures},
+  COALESCE(start_date < final_before, FALSE) AS complete
+FROM {{schema}}.metric_conversations
+CROSS JOIN {{schema}}.export_status
+GROUP BY start_date, final_before
+ORDER BY start_date"
+            ),
         ),
         (
             "metrics_by_first_meaningful_intent",
@@ -146,172 +249,6 @@ ORDER BY m.start_date, total_conversations DESC, i.first_meaningful_intent"
     ]
 }
 
-/// What the metrics need of one `ultimate.conversations` row.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ConversationFacts {
-    /// `conversation_id`.
-    pub conversation_id: String,
-    /// `start_date` as `YYYY-MM-DD`.
-    pub start_date: Option<String>,
-    /// Raw `conversation_status`.
-    pub status: Option<String>,
-    /// `last_resolution`.
-    pub last_resolution: Option<String>,
-    /// `bot_messages_count`.
-    pub bot_messages: Option<i64>,
-    /// `visitor_messages_count`.
-    pub visitor_messages: Option<i64>,
-    /// `not_understood_messages_count`.
-    pub not_understood: Option<i64>,
-}
-
-/// What the metrics need of one `ultimate.triggered_intent_replies` row.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct IntentFacts {
-    /// `conversation_id`.
-    pub conversation_id: String,
-    /// `position`.
-    pub position: i64,
-    /// `intent_timestamp` in microseconds.
-    pub timestamp: Option<i64>,
-    /// `intent_name`.
-    pub name: Option<String>,
-    /// `not_meaningful`.
-    pub not_meaningful: Option<bool>,
-}
-
-fn ratio(num: usize, den: usize) -> Value {
-    #[allow(clippy::cast_precision_loss)]
-    if den == 0 {
-        Value::Null
-    } else {
-        Value::from(num as f64 / den as f64)
-    }
-}
-
-fn rates(convs: &[&ConversationFacts]) -> Value {
-    let status = |c: &ConversationFacts| {
-        c.status
-            .as_deref()
-            .map(super::records::normalise_status)
-            .map(str::to_owned)
-    };
-    let count = |f: &dyn Fn(&ConversationFacts) -> bool| convs.iter().filter(|c| f(c)).count();
-    let total = convs.len();
-    let handled = count(&|c| status(c).as_deref() == Some("botHandled"));
-    let is_esc = |s: &str| super::records::ESCALATION_STATUSES.contains(&s);
-    // SQL: `NULL NOT IN (...)` and `NULL IN (...)` are both not true.
-    let deflected = count(&|c| status(c).is_some_and(|s| !is_esc(&s)));
-    let escalated = count(&|c| status(c).is_some_and(|s| is_esc(&s)));
-    let failed = count(&|c| status(c).as_deref() == Some("failedEscalation"));
-    let informed = count(&|c| c.last_resolution.as_deref() == Some("informed"));
-    let automated =
-        count(&|c| matches!(c.last_resolution.as_deref(), Some("informed" | "resolved")));
-    let visitor: Option<i64> = convs
-        .iter()
-        .filter_map(|c| c.visitor_messages)
-        .reduce(|a, b| a + b);
-    let nu: Option<i64> = convs
-        .iter()
-        .filter_map(|c| c.not_understood)
-        .reduce(|a, b| a + b);
-    #[allow(clippy::cast_precision_loss)]
-    let understood = match (visitor, nu) {
-        (Some(v), Some(n)) if v != 0 => Value::from((v - n) as f64 / v as f64),
-        _ => Value::Null,
-    };
-    json!({
-        "total_conversations": total,
-        "bot_handled_conversations": handled,
-        "bot_handled_rate": ratio(handled, total),
-        "deflection_rate": ratio(deflected, total),
-        "escalation_rate": ratio(escalated, total),
-        "failed_escalation_rate": ratio(failed, total),
-        "informed_rate": ratio(informed, total),
-        "automation_rate": ratio(automated, total),
-        "messages_understood_rate": understood,
-    })
-}
-
-/// The views' figures computed in Rust from rows: `overall` (the `metrics` view, honouring
-/// the parity option), `overall_parity` (always filtered), `by_day`,
-/// `by_first_meaningful_intent`, and the counts of `first_intent` / `last_intent` values of
-/// `conversation_intents`.
-pub fn metrics(
-    convs: &[ConversationFacts],
-    intents: &[IntentFacts],
-    opts: &MetricOptions,
-) -> Value {
-    let kept: Vec<&ConversationFacts> = convs
-        .iter()
-        .filter(|c| !opts.parity_filter || c.bot_messages.is_some_and(|n| n > 0))
-        .collect();
-    let parity: Vec<&ConversationFacts> = convs
-        .iter()
-        .filter(|c| c.bot_messages.is_some_and(|n| n > 0))
-        .collect();
-    let mut per_conv: BTreeMap<&str, Vec<&IntentFacts>> = BTreeMap::new();
-    for i in intents {
-        per_conv
-            .entry(i.conversation_id.as_str())
-            .or_default()
-            .push(i);
-    }
-    let mut first_counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut last_counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut first_meaningful: BTreeMap<&str, String> = BTreeMap::new();
-    for (conv, list) in &mut per_conv {
-        list.sort_by_key(|i| i.position);
-        if let Some(n) = list.first().and_then(|i| i.name.clone()) {
-            *first_counts.entry(n).or_default() += 1;
-        }
-        if let Some(n) = list.last().and_then(|i| i.name.clone()) {
-            *last_counts.entry(n).or_default() += 1;
-        }
-        let best = list
-            .iter()
-            .filter(|i| {
-                i.not_meaningful == Some(false)
-                    && i.name
-                        .as_ref()
-                        .is_some_and(|n| !opts.excluded_intents.iter().any(|x| x == n))
-            })
-            // NULLS LAST, then position.
-            .min_by_key(|i| (i.timestamp.is_none(), i.timestamp, i.position));
-        if let Some(name) = best.and_then(|i| i.name.clone()) {
-            first_meaningful.insert(conv, name);
-        }
-    }
-    let mut by_day: BTreeMap<String, Vec<&ConversationFacts>> = BTreeMap::new();
-    let mut by_intent: BTreeMap<String, Vec<&ConversationFacts>> = BTreeMap::new();
-    for c in &kept {
-        if let Some(d) = &c.start_date {
-            by_day.entry(d.clone()).or_default().push(c);
-        }
-        if let Some(i) = first_meaningful.get(c.conversation_id.as_str()) {
-            by_intent.entry(i.clone()).or_default().push(c);
-        }
-    }
-    let intents: serde_json::Map<String, Value> = by_intent
-        .into_iter()
-        .map(|(name, cs)| {
-            let handled = cs
-                .iter()
-                .filter(|c| c.status.as_deref().map(super::records::normalise_status) == Some("botHandled"))
-                .count();
-            (name, json!({"total_conversations": cs.len(), "bot_handled_rate": ratio(handled, cs.len())}))
-        })
-        .collect();
-    json!({
-        "overall": rates(&kept),
-        "overall_parity": rates(&parity),
-        "by_day": by_day.into_iter().map(|(d, cs)| (d, rates(&cs))).collect::<serde_json::Map<_, _>>(),
-        "by_first_meaningful_intent": intents,
-        "first_intent_counts": first_counts,
-        "last_intent_counts": last_counts,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,14 +258,22 @@ mod tests {
         let v = views(&MetricOptions {
             excluded_intents: vec!["O'Brien".into()],
             parity_filter: true,
+            include_test: false,
+            bot_ids: vec!["b1".into(), "b'2".into()],
         });
         let all: String = v.iter().map(|(_, s)| s.as_str()).collect();
         assert!(all.contains("NOT IN ('O''Brien')"));
         assert!(all.contains("bot_messages_count > 0"));
+        assert!(all.contains("COALESCE(c.test_mode, FALSE) = FALSE"));
+        assert!(all.contains("bot_id IN ('b1', 'b''2')") && all.contains("COUNT(*) = 2"));
+        assert!(all.contains("status IN ('email', 'agent', 'customEscalation')"));
         let none = views(&MetricOptions {
             excluded_intents: vec![],
             parity_filter: false,
+            include_test: true,
+            bot_ids: vec![],
         });
         assert!(!none.iter().any(|(_, s)| s.contains("NOT IN ()")));
+        assert!(!none.iter().any(|(_, s)| s.contains("test_mode, FALSE")));
     }
 }
