@@ -390,3 +390,214 @@ async fn a_scheduled_sync_writes_the_rows_of_talkhouse_sync() {
         "the scheduled sync scored sentiment"
     );
 }
+
+/// Every item of a Giosg list, following `next`.
+async fn giosg_all(url: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut next = Some(url.to_owned());
+    while let Some(u) = next {
+        let page: serde_json::Value = reqwest::Client::new()
+            .get(&u)
+            .header(
+                "Authorization",
+                format!("Token {}", talkhouse_emulator::giosg::TOKEN),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        out.extend(page["results"].as_array().cloned().unwrap_or_default());
+        next = page["next"].as_str().map(str::to_owned);
+    }
+    out
+}
+
+/// Giosg through `serve`: the scheduled run ends only the open chats idle past
+/// `end_stale_after` (and the sync after it stores them ended); every webhook event type the
+/// emulator posts lands exactly once though each is delivered twice (a lost acknowledgement);
+/// a missing key, a wrong key and another organisation get 401, on every retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn giosg_webhooks_and_stale_chats_through_serve() {
+    use talkhouse_emulator::giosg::WEBHOOK_SECRET;
+    let opts = EmulatorOptions::new(29, 0.1);
+    let giosg = talkhouse_emulator::start(Vendor::Giosg, &opts, 0)
+        .await
+        .unwrap();
+    // The oracle, from the API itself: open chats idle for more than a week, and the others.
+    let t = truth(&giosg.base_url).await;
+    let org = t.extra["organization_id"].as_str().unwrap().to_owned();
+    let now = chrono::DateTime::parse_from_rfc3339(t.extra["now"].as_str().unwrap()).unwrap();
+    let chats_url = format!("{}/api/v5/orgs/{org}/owned_chats", giosg.base_url);
+    let (stale, fresh): (Vec<String>, Vec<String>) = {
+        let open = giosg_all(&format!("{chats_url}?is_ended=false")).await;
+        let (a, b): (Vec<_>, Vec<_>) = open.iter().partition(|c| {
+            let updated =
+                chrono::DateTime::parse_from_rfc3339(c["updated_at"].as_str().unwrap()).unwrap();
+            now - updated > Span::days(7)
+        });
+        let ids = |v: Vec<&serde_json::Value>| -> Vec<String> {
+            v.iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        (ids(a), ids(b))
+    };
+    assert!(
+        !stale.is_empty() && !fresh.is_empty(),
+        "{stale:?} {fresh:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let warehouse = dir.path().join("warehouse.duckdb");
+    let sources = sources_toml([&giosg]).replacen(
+        "[sources.giosg]\n",
+        "[sources.giosg]\nend_stale_after = \"7d\"\n",
+        1,
+    );
+    let config = support::write_config(
+        dir.path(),
+        "talkhouse",
+        &format!(
+            "kind = \"duckdb\"\npath = {:?}\n\n[serve]\nlisten = \"127.0.0.1:{port}\"\ninbox_dir = {:?}\nschedule = {{ giosg = \"1h\" }}",
+            warehouse.display().to_string(),
+            dir.path().join("inbox").display().to_string(),
+        ),
+        &sources,
+    );
+    let serve = Serve::start(&config, dir.path());
+    let started = Instant::now();
+    loop {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok()
+            && metric(&base, "talkhouse_sync_runs_total").await >= 1.0
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the scheduled run did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        metric(
+            &base,
+            "talkhouse_upkeep_runs_total{source=\"giosg\",status=\"succeeded\"}"
+        )
+        .await,
+        1.0
+    );
+    let requests: serde_json::Value =
+        reqwest::get(format!("{}/_emulator/giosg/requests", giosg.base_url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(
+        requests["endpoints"]["patch"].as_u64(),
+        Some(stale.len() as u64),
+        "one end per stale chat, no other"
+    );
+    let still_open: BTreeSet<String> = giosg_all(&format!("{chats_url}?is_ended=false"))
+        .await
+        .iter()
+        .filter_map(|c| c["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(still_open, fresh.iter().cloned().collect::<BTreeSet<_>>());
+
+    // Webhooks: each event type, each delivered twice (the first acknowledgement lost).
+    let ended = t.extra["latest_ended_chat"].as_str().unwrap().to_owned();
+    let doomed = fresh[0].clone();
+    let hook = |spec: serde_json::Value| {
+        let url = format!("{}/_emulator/giosg/webhook", giosg.base_url);
+        async move {
+            let out: serde_json::Value = reqwest::Client::new()
+                .post(url)
+                .json(&spec)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            out["statuses"].clone()
+        }
+    };
+    let good = format!("{base}/webhooks/giosg?key={WEBHOOK_SECRET}");
+    for spec in [
+        serde_json::json!({"action": "added", "chat_id": ended}),
+        serde_json::json!({"action": "changed", "chat_id": ended}),
+        serde_json::json!({"action": "added", "chat_id": ended, "resource": "message"}),
+        serde_json::json!({"action": "removed", "chat_id": doomed}),
+    ] {
+        let mut spec = spec;
+        spec["url"] = serde_json::json!(good);
+        spec["lost_acks"] = serde_json::json!(1);
+        assert_eq!(
+            hook(spec.clone()).await,
+            serde_json::json!([200, 200]),
+            "{spec}"
+        );
+    }
+    // Forged: no key, a wrong key, another organisation; Giosg retries each three times.
+    for (url, fault) in [
+        (format!("{base}/webhooks/giosg"), "none"),
+        (format!("{base}/webhooks/giosg?key=guess"), "none"),
+        (good.clone(), "wrong_org"),
+    ] {
+        let spec =
+            serde_json::json!({"url": url, "action": "added", "chat_id": ended, "fault": fault});
+        assert_eq!(
+            hook(spec).await,
+            serde_json::json!([401, 401, 401, 401]),
+            "{url} {fault}"
+        );
+    }
+    let started = Instant::now();
+    while metric(&base, "talkhouse_events_processed_total").await < 4.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the webhook events were not processed"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(metric(&base, "talkhouse_events_received_total").await, 4.0);
+    assert_eq!(metric(&base, "talkhouse_events_duplicate_total").await, 4.0);
+    assert_eq!(metric(&base, "talkhouse_events_processed_total").await, 4.0);
+    assert_eq!(
+        metric(
+            &base,
+            "talkhouse_events_rejected_total{source=\"giosg\",status=\"401\"}"
+        )
+        .await,
+        12.0
+    );
+    serve.stop();
+
+    let dest = DuckDbDestination::open(&warehouse).unwrap();
+    let rows = dest
+        .query("SELECT id, is_ended, _deleted_at FROM giosg.chats")
+        .await
+        .unwrap();
+    let row = |id: &str| {
+        let found: Vec<_> = rows.iter().filter(|r| r["id"] == id).collect();
+        assert_eq!(found.len(), 1, "{id} is stored once");
+        found[0].clone()
+    };
+    for id in &stale {
+        assert_eq!(row(id)["is_ended"], true, "{id} was ended and stored ended");
+    }
+    for id in fresh.iter().filter(|id| **id != doomed) {
+        assert_eq!(row(id)["is_ended"], false, "{id} is inside the window");
+    }
+    assert!(row(&ended)["_deleted_at"].is_null());
+    assert!(
+        !row(&doomed)["_deleted_at"].is_null(),
+        "the removed chat is soft-deleted"
+    );
+    giosg.stop().await;
+}

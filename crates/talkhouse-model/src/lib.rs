@@ -35,7 +35,7 @@ pub use destination::{
 };
 pub use error::{DestinationError, SourceError};
 pub use event::{EraseMode, Erasure, Event, Quarantined, Row};
-pub use secret::Secret;
+pub use secret::{Secret, constant_time_eq};
 pub use source::{
     EventStream, HttpCounters, IdHistory, PushRequest, PushVerdict, Source, SourceSettings,
     StreamContext, StreamDef,

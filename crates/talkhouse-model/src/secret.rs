@@ -25,6 +25,21 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether `candidate` equals the secret, compared in time independent of where they
+    /// differ (for credentials a caller presents: webhook keys, passwords).
+    pub fn matches(&self, candidate: &str) -> bool {
+        constant_time_eq(self.0.as_bytes(), candidate.as_bytes())
+    }
+}
+
+/// Compares two secrets in time independent of where they differ (only the length leaks).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    diff == 0
 }
 
 impl fmt::Debug for Secret {
@@ -66,5 +81,18 @@ mod tests {
         let s = Secret::new("hunter2");
         assert!(!format!("{s:?} {s} {s:#?}").contains("hunter2"));
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn matches_only_the_same_value() {
+        let s = Secret::new("hunter2");
+        assert!(s.matches("hunter2"));
+        for other in ["hunter", "hunter22", "Hunter2", "", "hunter\0"] {
+            assert!(!s.matches(other), "{other:?}");
+        }
+        assert!(Secret::new("").matches(""));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"a", b""));
+        assert!(!constant_time_eq(&[0xff], &[]));
     }
 }

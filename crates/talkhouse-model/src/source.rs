@@ -1,5 +1,6 @@
 //! The source side: what every connector implements.
 
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::{Event, SourceError, TableSpec};
@@ -94,6 +95,13 @@ pub trait Source: Send + Sync {
     /// `talkhouse.source_settings` whenever it prepares the destination).
     fn model_settings(&self) -> SourceSettings {
         SourceSettings::default()
+    }
+    /// Upkeep `talkhouse serve` runs just before each scheduled sync of the source: work on the
+    /// vendor's side that the sync should then see (ending idle chats, say), or `None` when the
+    /// source has none or it is switched off. The future resolves to a one-line summary for the log; a
+    /// failure is logged and counted, and the sync runs anyway.
+    fn scheduled_upkeep(&self) -> Option<BoxFuture<'_, Result<String, SourceError>>> {
+        None
     }
     /// Running totals of the source's HTTP client, for `talkhouse serve`'s `/metrics`
     /// (`None` where the source keeps none). Read them from `talkhouse_http::Client::stats`.

@@ -12,7 +12,8 @@
 //!   attempt is retried with backoff; after a crash or restart every unprocessed event is
 //!   processed, and processing is idempotent by event id;
 //! * runs each source's sync at its `[serve] schedule` interval, never two runs of one source at
-//!   once (across instances too, with the PostgreSQL inbox), catching up a missed run once;
+//!   once (across instances too, with the PostgreSQL inbox), catching up a missed run once; each
+//!   run starts with the source's [`Source::scheduled_upkeep`], if any (ending idle chats, say);
 //! * reports `/healthz` (alive), `/readyz` (destination answers [`Destination::ping`]) and
 //!   `/metrics` (Prometheus text);
 //! * shuts down gracefully when the given future resolves: stops accepting, finishes in-flight

@@ -85,6 +85,11 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
         "Scheduled syncs finished, by status.",
     ),
     (
+        "talkhouse_upkeep_runs_total",
+        Kind::Counter,
+        "Sources' scheduled upkeep (vendor-side work before a scheduled sync), by status.",
+    ),
+    (
         "talkhouse_sync_skipped_total",
         Kind::Counter,
         "Scheduled syncs not started because one of the same source was running.",

@@ -3,7 +3,9 @@
 //! A run starts when the last start (remembered in the inbox, so it survives restarts and is
 //! shared by instances) is one interval old. Runs of a source are serialised by the loop itself
 //! and, across instances, by the inbox's sync lock; a run that overran its interval is followed
-//! by exactly one catch-up run, not one per missed tick.
+//! by exactly one catch-up run, not one per missed tick. A source's
+//! [`scheduled_upkeep`](talkhouse_model::Source::scheduled_upkeep) (ending idle chats, say) runs
+//! under the same lock just before its sync, so the sync stores what it changed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,6 +98,22 @@ pub(crate) async fn run(
             tracing::warn!(source = %name, error = %e, "cannot record the sync start");
         }
         app.metrics.set("talkhouse_sync_running", &labels, 1.0);
+        if let Some(upkeep) = source.scheduled_upkeep() {
+            let status = match upkeep.await {
+                Ok(summary) => {
+                    tracing::info!(source = %name, summary = %summary, "scheduled upkeep finished");
+                    "succeeded"
+                }
+                Err(e) => {
+                    tracing::warn!(source = %name, error = %e, "scheduled upkeep failed; syncing anyway");
+                    "failed"
+                }
+            };
+            app.metrics.inc(
+                "talkhouse_upkeep_runs_total",
+                &[("source", &name), ("status", status)],
+            );
+        }
         let started = Instant::now();
         let report = app
             .pipeline

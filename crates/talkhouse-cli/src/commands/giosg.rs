@@ -60,38 +60,8 @@ pub async fn run(cmd: GiosgCommand) -> anyhow::Result<ExitCode> {
         args.apply,
     )
     .await?;
-    let mut out = format!(
-        "{:<38} {:<10} {:<22} {:>8}  {}\n",
-        "chat_id", "type", "updated_at", "idle_h", "action"
-    );
-    let mut failed = 0;
-    for c in &chats {
-        let action = match (&c.error, c.ended) {
-            (Some(e), _) => {
-                failed += 1;
-                format!("failed: {e}")
-            }
-            (None, true) => "ended".to_owned(),
-            (None, false) => "would end (use --apply)".to_owned(),
-        };
-        out.push_str(&format!(
-            "{:<38} {:<10} {:<22} {:>8}  {}\n",
-            c.chat_id,
-            c.chat_type.as_deref().unwrap_or("-"),
-            c.updated_at.format("%Y-%m-%d %H:%M:%S"),
-            c.idle.num_hours(),
-            action
-        ));
-    }
-    out.push_str(&format!(
-        "{} stale chat(s){}",
-        chats.len(),
-        if args.apply {
-            ", ended with --apply"
-        } else {
-            ""
-        }
-    ));
+    let out = talkhouse_sources::giosg::stale_report(&chats, "use --apply");
+    let failed = chats.iter().filter(|c| c.error.is_some()).count();
     crate::out(&out);
     Ok(if failed > 0 {
         ExitCode::from(1)

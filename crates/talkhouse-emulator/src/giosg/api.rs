@@ -756,7 +756,8 @@ fn list_chats(
         .filter(|(f, _)| allowed.contains(f))
         .unwrap_or(("created_at", true));
     let mut items: Vec<((String, String), usize)> = Vec::new();
-    for (idx, v) in g.org.visible(now).enumerate() {
+    for v in g.org.visible(now) {
+        let idx = v.idx;
         if room_idx.is_some_and(|r| r != v.plan.room) {
             continue;
         }

@@ -3,9 +3,10 @@
 //! Every chat is planned once at start-up as a timeline (members joining, messages, tags,
 //! visitor variables, the end, a GDPR purge). What the API serves is that timeline cut at the
 //! clock's "now", so chats appear, grow and end as the clock advances. Chats ended through the
-//! API (`PATCH {"is_ended": true}`) are the only mutable state.
+//! API (`PATCH {"is_ended": true}`) and chats removed (a `removed` webhook's GDPR deletion:
+//! gone from every endpoint) are the only mutable state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
@@ -127,6 +128,8 @@ pub struct ChatPlan {
 /// A chat as it looks at one instant.
 #[derive(Debug, Clone)]
 pub struct ChatView<'a> {
+    /// Index into [`Org::chats`].
+    pub idx: usize,
     /// The plan.
     pub plan: &'a ChatPlan,
     /// Visible messages.
@@ -181,6 +184,8 @@ pub struct Org {
     pub index: HashMap<String, usize>,
     /// Chats ended through the API, and when.
     pub ended: Mutex<HashMap<usize, DateTime<Utc>>>,
+    /// Chats deleted for good: no endpoint serves them any more.
+    pub removed: Mutex<HashSet<usize>>,
 }
 
 /// A uuid (v4 layout) from the generator.
@@ -298,13 +303,14 @@ impl Org {
             chats,
             index,
             ended: Mutex::new(HashMap::new()),
+            removed: Mutex::new(HashSet::new()),
         }
     }
 
-    /// The chat as it looks at `now`, or `None` before it exists.
+    /// The chat as it looks at `now`, or `None` before it exists or once it was removed.
     pub fn view(&self, idx: usize, now: DateTime<Utc>) -> Option<ChatView<'_>> {
         let plan = self.chats.get(idx)?;
-        if plan.created_at > now {
+        if plan.created_at > now || self.is_removed(idx) {
             return None;
         }
         let patched = self
@@ -353,6 +359,7 @@ impl Org {
             .unwrap_or(plan.created_at)
             .max(last_msg);
         Some(ChatView {
+            idx,
             plan,
             messages,
             members,
@@ -369,7 +376,25 @@ impl Org {
     /// Every chat that exists at `now`.
     pub fn visible(&self, now: DateTime<Utc>) -> impl Iterator<Item = ChatView<'_>> {
         // Chats are in creation order: stop at the first one in the future.
-        (0..self.chats.len()).map_while(move |i| self.view(i, now))
+        (0..self.chats.len())
+            .take_while(move |&i| self.chats.get(i).is_some_and(|c| c.created_at <= now))
+            .filter_map(move |i| self.view(i, now))
+    }
+
+    /// Whether the chat was removed.
+    pub fn is_removed(&self, idx: usize) -> bool {
+        self.removed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&idx)
+    }
+
+    /// Removes a chat for good (a GDPR deletion); `false` when it was gone already.
+    pub fn remove(&self, idx: usize) -> bool {
+        self.removed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(idx)
     }
 }
 

@@ -47,7 +47,22 @@
 //!   [`Counts`]);
 //! * `POST /_emulator/giosg/trigger` `{"url": "...", "chat_id": "...", "fault":
 //!   "none|bad_signature|expired|duplicate"}`: sends a chat-end App trigger to `url` (the latest
-//!   ended chat when `chat_id` is absent) and answers `{"chat_id", "statuses": [...]}`.
+//!   ended chat when `chat_id` is absent) and answers `{"chat_id", "statuses": [...]}`;
+//! * `POST /_emulator/giosg/webhook` `{"url": "...", "action": "added|changed|removed",
+//!   "chat_id": "...", "resource": "chat|message", "fault": "none|wrong_org", "lost_acks": N}`:
+//!   posts one webhook event ([`webhook`]) about the chat (the newest one when `chat_id` is
+//!   absent) or its latest message: `added` carries the whole resource, `changed` a few fields
+//!   (`updated_at`, `is_ended`, `ended_at`, … for a chat; `message` for a message), `removed` (chats
+//!   only) deletes the chat first, so that every endpoint answers 404 for it from then on and
+//!   the ground truth leaves it out. Failed deliveries are retried up to three times; `lost_acks`
+//!   makes the emulator deliver the same event again after that many 2xx answers, as Giosg does
+//!   when an acknowledgement is lost. `wrong_org` names [`OTHER_ORG_ID`] in the channel and the
+//!   token (and removes nothing). Without `url` the event is composed (and a removal done) but
+//!   not posted. Answers `{"chat_id", "resource_id", "event", "statuses"}`, `event` being the
+//!   first attempt's body.
+//!
+//! Giosg signs no webhook: the receiver's URL carries a secret of the customer's, for the
+//! emulated account [`WEBHOOK_SECRET`] (in the credentials, as `webhook_secret`).
 //!
 //! # Switches (`--variant giosg.<switch>=<value>`; default first)
 //! | switch | values | what |
@@ -69,6 +84,7 @@ mod api;
 pub mod crypto;
 pub mod data;
 pub mod trigger;
+pub mod webhook;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -93,6 +109,10 @@ pub const TOKEN: &str = "giosg-emulator-token-0b5e";
 pub const DELETED_USER_TOKEN: &str = "giosg-emulator-token-deleted-user";
 /// The secret of the emulated Giosg App (signs trigger JWTs).
 pub const APP_SECRET: &str = "giosg-emulator-app-secret";
+/// The secret the emulated account's webhook URL carries (`?key=`).
+pub const WEBHOOK_SECRET: &str = "giosg-emulator-webhook-key";
+/// Another organisation, for forged webhook events.
+pub const OTHER_ORG_ID: &str = "9f1d7c3e-0000-4000-8000-0a1b2c3d4e5f";
 /// The emulated App's id.
 pub const APP_ID: &str = "3c1e5d2a-7f40-4b8e-9d61-a2c4f9e0b7d3";
 /// The user id in trigger claims (the operator who ended the chat).
@@ -136,6 +156,7 @@ pub fn app(opts: &EmulatorOptions) -> VendorApp {
             ("token", json!(TOKEN)),
             ("private_key_pem", json!(crypto::PRIVATE_KEY_PEM)),
             ("app_secret", json!(APP_SECRET)),
+            ("webhook_secret", json!(WEBHOOK_SECRET)),
         ],
     };
     let router = axum::Router::new()
@@ -168,6 +189,7 @@ pub fn app(opts: &EmulatorOptions) -> VendorApp {
         )
         .route("/_emulator/giosg/requests", get(api::request_counts))
         .route("/_emulator/giosg/trigger", post(send_trigger))
+        .route("/_emulator/giosg/webhook", post(send_webhook))
         .fallback(|| async { api::detail(StatusCode::NOT_FOUND, "Not found.") })
         .with_state(shared.clone());
     let truth_state = shared.clone();
@@ -366,4 +388,131 @@ async fn send_trigger(State(g): State<api::Shared>, Json(req): Json<TriggerReque
         }
     }
     Json(json!({ "chat_id": chat.plan.id, "statuses": statuses })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct WebhookRequest {
+    url: Option<String>,
+    action: String,
+    chat_id: Option<String>,
+    #[serde(default)]
+    resource: Option<String>,
+    #[serde(default)]
+    fault: Option<String>,
+    #[serde(default)]
+    lost_acks: u32,
+}
+
+/// Only these fields of `full`, as a `changed` event carries them.
+fn changed_fields(full: &Value, keys: &[&str]) -> Value {
+    Value::Object(
+        keys.iter()
+            .filter_map(|k| Some(((*k).to_owned(), full.get(*k)?.clone())))
+            .collect(),
+    )
+}
+
+async fn send_webhook(State(g): State<api::Shared>, Json(req): Json<WebhookRequest>) -> Response {
+    let Some(action) = webhook::Action::parse(&req.action) else {
+        return api::detail(
+            StatusCode::BAD_REQUEST,
+            "action must be added, changed or removed",
+        );
+    };
+    let forged = match req.fault.as_deref().unwrap_or("none") {
+        "none" | "" => false,
+        "wrong_org" => true,
+        _ => return api::detail(StatusCode::BAD_REQUEST, "fault must be none or wrong_org"),
+    };
+    let now = g.clock.now();
+    let view = match &req.chat_id {
+        Some(id) => g.org.index.get(id).and_then(|&i| g.org.view(i, now)),
+        None => g.org.visible(now).last(),
+    };
+    let Some(v) = view else {
+        return api::detail(StatusCode::NOT_FOUND, "No such chat.");
+    };
+    let org = if forged {
+        OTHER_ORG_ID
+    } else {
+        g.org.id.as_str()
+    };
+    let chat_id = v.plan.id.clone();
+    let (channel, resource_id, resource) = match (req.resource.as_deref().unwrap_or("chat"), action)
+    {
+        ("chat", webhook::Action::Added) => (
+            format!("/api/v5/orgs/{org}/owned_chats"),
+            chat_id.clone(),
+            api::chat_json(&g, &v),
+        ),
+        ("chat", webhook::Action::Changed) => (
+            format!("/api/v5/orgs/{org}/owned_chats"),
+            chat_id.clone(),
+            changed_fields(
+                &api::chat_json(&g, &v),
+                &[
+                    "updated_at",
+                    "is_ended",
+                    "ended_at",
+                    "message_count",
+                    "is_waiting",
+                ],
+            ),
+        ),
+        ("chat", webhook::Action::Removed) => {
+            if !forged {
+                g.org.remove(v.idx);
+            }
+            (
+                format!("/api/v5/orgs/{org}/owned_chats"),
+                chat_id.clone(),
+                json!({ "id": chat_id }),
+            )
+        }
+        ("message", webhook::Action::Added | webhook::Action::Changed) => {
+            let Some(m) = v.messages.last() else {
+                return api::detail(StatusCode::NOT_FOUND, "The chat has no messages.");
+            };
+            let full = api::message_json(&g, &v, m);
+            let resource = if action == webhook::Action::Added {
+                full
+            } else {
+                changed_fields(&full, &["message", "sensitive_data_purged_at"])
+            };
+            (
+                format!("/api/v5/orgs/{org}/owned_chats/{chat_id}/messages"),
+                m.id.clone(),
+                resource,
+            )
+        }
+        _ => {
+            return api::detail(
+                StatusCode::BAD_REQUEST,
+                "resource must be chat, or message with added or changed",
+            );
+        }
+    };
+    let event = webhook::WebhookEvent {
+        channel,
+        action,
+        resource_id: resource_id.clone(),
+        resource,
+        organization_id: org.to_owned(),
+        user_id: APP_USER_ID.to_owned(),
+    };
+    let delivery = webhook::Delivery {
+        max_retries: 3,
+        lost_acks: req.lost_acks.min(10),
+    };
+    let statuses = match &req.url {
+        Some(url) => webhook::deliver(url, &event, delivery).await,
+        None => Vec::new(),
+    };
+    Json(json!({
+        "chat_id": chat_id,
+        "resource_id": resource_id,
+        "event": event.body(0),
+        "statuses": statuses,
+    }))
+    .into_response()
 }

@@ -495,3 +495,153 @@ async fn patch_ends_a_chat_and_locks_it() {
     assert_eq!(owned.status().as_u16(), 405);
     r.stop().await;
 }
+
+/// A receiver on loopback that records every body and answers 500 to the first post, 200 after.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::http::StatusCode;
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = std::sync::Arc::default();
+    let record = seen.clone();
+    let router = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let record = record.clone();
+            async move {
+                let mut s = record
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                s.push(body);
+                if s.len() == 1 {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (format!("http://{addr}/hook?key=k"), seen)
+}
+
+#[tokio::test]
+async fn webhooks_are_shaped_retried_and_removed_chats_vanish() {
+    let r = start(Vendor::Giosg, &opts(0.05), 0).await.expect("start");
+    let org = org(&r);
+    let (url, seen) = receiver().await;
+    let client = reqwest::Client::new();
+    let send = |body: Value| {
+        let req = client
+            .post(format!("{}/_emulator/giosg/webhook", r.base_url))
+            .json(&body);
+        async move {
+            req.send()
+                .await
+                .expect("send")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let bodies = || {
+        seen.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    };
+    let truth = |r: &Running| {
+        let url = format!("{}/_emulator/truth", r.base_url);
+        async move {
+            reqwest::get(url)
+                .await
+                .expect("truth")
+                .json::<talkhouse_emulator::GroundTruth>()
+                .await
+                .expect("json")
+        }
+    };
+    let chat = truth(&r).await.extra["latest_ended_chat"]
+        .as_str()
+        .expect("an ended chat")
+        .to_owned();
+    // `added`: the whole chat; the failed first attempt is retried with a fresh token.
+    let out = send(serde_json::json!({"url": url, "action": "added", "chat_id": chat})).await;
+    assert_eq!(out["statuses"], serde_json::json!([500, 200]), "{out}");
+    let b = bodies();
+    assert_eq!(b.len(), 2);
+    assert_eq!(b[0]["resource"], b[1]["resource"]);
+    assert_ne!(
+        b[0]["app_user_auth"]["access_token"],
+        b[1]["app_user_auth"]["access_token"]
+    );
+    assert_eq!(b[0]["channel"], format!("/api/v5/orgs/{org}/owned_chats"));
+    assert_eq!(b[0]["action"], "added");
+    assert_eq!(b[0]["resource_id"], chat.as_str());
+    assert_eq!(b[0]["resource"]["id"], chat.as_str());
+    assert_eq!(b[0]["app_user_auth"]["organization_id"], org.as_str());
+    assert_eq!(b[0]["app_user_auth"]["token_type"], "Bearer");
+    assert!(keys(&b[0]["resource"]).contains("room_organization_id"));
+    // `changed`: only the changed fields; a lost acknowledgement brings the event again.
+    let out =
+        send(serde_json::json!({"url": url, "action": "changed", "chat_id": chat, "lost_acks": 1}))
+            .await;
+    assert_eq!(out["statuses"], serde_json::json!([200, 200]), "{out}");
+    let b = bodies();
+    assert_eq!(b.len(), 4);
+    assert_eq!(b[2]["resource"], b[3]["resource"]);
+    let changed = keys(&b[2]["resource"]);
+    assert!(
+        changed.contains("updated_at") && !changed.contains("room_name"),
+        "{changed:?}"
+    );
+    // A message event names its chat in the channel.
+    let out = send(
+        serde_json::json!({"url": url, "action": "added", "chat_id": chat, "resource": "message"}),
+    )
+    .await;
+    let b = bodies();
+    assert_eq!(
+        b[4]["channel"],
+        format!("/api/v5/orgs/{org}/owned_chats/{chat}/messages"),
+        "{out}"
+    );
+    assert_eq!(b[4]["resource"]["chat_id"], chat.as_str());
+    // A forged organisation removes nothing.
+    let forged = send(
+        serde_json::json!({"url": url, "action": "removed", "chat_id": chat, "fault": "wrong_org"}),
+    )
+    .await;
+    assert_eq!(
+        bodies()[5]["app_user_auth"]["organization_id"],
+        talkhouse_emulator::giosg::OTHER_ORG_ID,
+        "{forged}"
+    );
+    let chat_url = format!("{}/api/v5/orgs/{org}/owned_chats/{chat}", r.base_url);
+    assert_eq!(get(&chat_url, Some(TOKEN)).await.0, 200);
+    // `removed`: the chat is gone from every endpoint and from the ground truth.
+    let before = truth(&r).await.tables["chats"];
+    let out = send(serde_json::json!({"url": url, "action": "removed", "chat_id": chat})).await;
+    assert_eq!(out["statuses"], serde_json::json!([200]), "{out}");
+    assert_eq!(bodies()[6]["action"], "removed");
+    assert_eq!(get(&chat_url, Some(TOKEN)).await.0, 404);
+    assert_eq!(
+        get(&format!("{chat_url}/messages"), Some(TOKEN)).await.0,
+        404
+    );
+    let listed = all(&format!("{}/api/v5/orgs/{org}/owned_chats", r.base_url)).await;
+    assert!(listed.iter().all(|c| c["id"] != chat.as_str()));
+    assert_eq!(listed.len() as u64, before - 1);
+    assert_eq!(truth(&r).await.tables["chats"], before - 1);
+    // Removing a message is not emulated.
+    let bad = client
+        .post(format!("{}/_emulator/giosg/webhook", r.base_url))
+        .json(&serde_json::json!({"url": url, "action": "removed", "resource": "message"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad.status().as_u16(), 400);
+    r.stop().await;
+}

@@ -1,7 +1,7 @@
 //! `[sources.<name>]` settings of a Giosg source.
 
 use serde::Deserialize;
-use talkhouse_model::Secret;
+use talkhouse_model::{EraseMode, Secret};
 
 fn default_base_url() -> String {
     "https://service.giosg.com".to_owned()
@@ -62,6 +62,20 @@ pub struct GiosgConfig {
     pub private_key_passphrase: Option<Secret>,
     /// Secret of the Giosg App whose chat-end triggers `talkhouse serve` receives.
     pub app_secret: Option<Secret>,
+    /// The key that `POST /webhooks/<name>?key=…` must carry: Giosg signs no webhook, so the
+    /// webhook URL registered at Giosg holds this secret. Without it webhooks are refused.
+    pub webhook_secret: Option<Secret>,
+    /// `talkhouse serve` ends open chats idle longer than this (`7d`, `12h`) before each
+    /// scheduled sync of this source. Off when absent.
+    pub end_stale_after: Option<String>,
+    /// With `end_stale_after`: only log the chats that would be ended, end none.
+    #[serde(default)]
+    pub end_stale_dry_run: bool,
+    /// What a chat that Giosg says is gone (a `removed` webhook confirmed by a 404) leaves:
+    /// `redact` (default: `_deleted_at` set, personal columns nulled), `delete` or `keep`
+    /// (only `_deleted_at`).
+    #[serde(default)]
+    pub on_vendor_delete: EraseMode,
 }
 
 pub use talkhouse_model::time::parse_duration;
@@ -84,11 +98,19 @@ mod tests {
             private_key_path = "key.pem"
             private_key_passphrase = "p"
             app_secret = "s"
+            webhook_secret = "k"
+            end_stale_after = "7d"
+            end_stale_dry_run = true
+            on_vendor_delete = "keep"
             "#,
         )
         .expect("toml");
         let cfg: GiosgConfig = section.try_into().expect("valid section");
         assert_eq!(cfg.rooms, vec!["r1".to_owned()]);
+        assert!(cfg.webhook_secret.as_ref().is_some_and(|k| k.matches("k")));
+        assert_eq!(cfg.end_stale_after.as_deref(), Some("7d"));
+        assert!(cfg.end_stale_dry_run);
+        assert_eq!(cfg.on_vendor_delete, EraseMode::Keep);
         assert_eq!(
             parse_duration(&cfg.overlap),
             Some(chrono::Duration::minutes(15))

@@ -52,3 +52,16 @@ pub fn trigger(source: &dyn Source, data: &[u8]) -> bool {
     };
     matches!(source.verify_push(&request), PushVerdict::Accept { .. })
 }
+
+/// A webhook delivery: `data` is the body, posted with the right key; returns whether the
+/// source accepted it.
+pub fn webhook(source: &dyn Source, key: &str, data: &[u8]) -> bool {
+    let request = PushRequest {
+        method: "POST".into(),
+        path: "/webhooks/giosg".into(),
+        query: vec![("key".to_owned(), key.to_owned())],
+        headers: Vec::new(),
+        body: data.to_vec(),
+    };
+    matches!(source.verify_push(&request), PushVerdict::Accept { .. })
+}

@@ -12,12 +12,32 @@
 //! are decrypted with the configured private key: plaintext in `message`, the ciphertext kept in
 //! `encrypted_message`, `decrypted = true`. Chat-end App triggers (`GET /triggers/giosg`) fetch
 //! one chat the same way ([`Source::verify_push`](talkhouse_model::Source::verify_push)).
-//! [`end_stale`] lists and optionally ends idle open chats.
+//!
+//! Webhooks (`POST /webhooks/giosg?key=<webhook_secret>`): Giosg posts `{channel, action,
+//! resource_id, resource, app_user_auth}` with `action` `added` (whole resource), `changed`
+//! (only the changed fields) or `removed`, and retries failed deliveries. An event is only a
+//! signal: the chat its channel names (`…/owned_chats` with the chat as resource, or
+//! `…/owned_chats/{chat_id}/messages` and the other child lists) is fetched again with its
+//! children, as a sync fetches it, and stored; nothing of the body is kept. A `removed` event
+//! whose chat Giosg no longer serves (404) marks the chat's rows in every table deleted, per
+//! `on_vendor_delete` (`redact` by default); a removed child of a chat that still exists
+//! leaves its table when the chat's lists are stored again, as in a sync. Retries of one event
+//! share an id (a digest of channel, action, resource id and resource), so `serve` stores and
+//! processes each event once.
+//!
+//! [`end_stale`] lists and optionally ends idle open chats (`talkhouse giosg end-stale`); with
+//! `end_stale_after`, `talkhouse serve` does it before each scheduled sync of the source
+//! ([`Source::scheduled_upkeep`](talkhouse_model::Source::scheduled_upkeep)), logging each chat
+//! with its line of the same report ([`stale_report`]); `end_stale_dry_run = true` only logs.
 //!
 //! # Auth
 //! `Authorization: Token <token>` (or `Bearer` with `auth_scheme = "bearer"`). Tokens die with
 //! the user that created them: a 401/403 with a token that used to work usually means that user
-//! was deleted or deactivated, and the error says so (for the sync, triggers and `end-stale`). Triggers are verified with `app_secret` (HS256 `data` JWT, `exp` enforced).
+//! was deleted or deactivated, and the error says so (for the sync, triggers and `end-stale`).
+//! Triggers are verified with `app_secret` (HS256 `data` JWT, `exp` enforced). Giosg signs no
+//! webhook: the registered webhook URL carries `?key=<webhook_secret>`, compared in constant
+//! time (missing or wrong: 401), and the event's organisation (the channel's `/orgs/{org}/`, else
+//! `app_user_auth.organization_id`) must be `organization_id` (else 401).
 //!
 //! # Pagination
 //! `{next, previous, results}` with absolute `next` URLs carrying opaque cursors; the connector
@@ -58,6 +78,7 @@ mod records;
 mod source;
 mod stale;
 mod tables;
+mod webhook;
 
 use std::sync::Arc;
 
@@ -68,7 +89,7 @@ pub use config::{AuthScheme, GiosgConfig};
 pub use crypto::{ChatKeys, CryptoError, KeyError, load_private_key};
 pub use records::sender_role;
 pub use source::GiosgSource;
-pub use stale::{StaleChat, end_stale};
+pub use stale::{StaleChat, end_stale, stale_report, stale_summary};
 pub use tables::{CHATS, MEMBERSHIPS, MESSAGES, TAGS, VARIABLES};
 
 use crate::ConfigError;
@@ -91,6 +112,17 @@ pub fn build_source(name: &str, section: toml::Table) -> Result<GiosgSource, Con
         ConfigError::key("overlap", format!("`{}` is not a duration", cfg.overlap))
             .hint("use 90s, 10m, 2h or 1d")
     })?;
+    let end_stale_after = match cfg.end_stale_after.as_deref() {
+        None => None,
+        Some(s) => Some(
+            config::parse_duration(s)
+                .filter(|d| *d > chrono::Duration::zero())
+                .ok_or_else(|| {
+                    ConfigError::key("end_stale_after", format!("`{s}` is not a duration"))
+                        .hint("use an idle window such as 7d, 12h or 30d")
+                })?,
+        ),
+    };
     if cfg.organization_id.trim().is_empty() {
         return Err(ConfigError::key(
             "organization_id",
@@ -156,5 +188,6 @@ pub fn build_source(name: &str, section: toml::Table) -> Result<GiosgSource, Con
         api,
         key,
         overlap,
+        end_stale_after,
     })
 }

@@ -1,10 +1,12 @@
-//! The Giosg [`Source`]: the `chats` stream, chat-end triggers, and the vendor client.
+//! The Giosg [`Source`]: the `chats` stream, chat-end triggers, webhooks, the scheduled ending
+//! of idle chats, and the vendor client.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::channel::mpsc;
+use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use http::StatusCode;
@@ -22,6 +24,7 @@ use super::config::GiosgConfig;
 use super::crypto::ChatKeys;
 use super::records::{self, ChatKeyState, MessageOutcome, str_field};
 use super::tables;
+use super::webhook::{self, WEBHOOK_KEY};
 
 const VENDOR: &str = "giosg";
 
@@ -43,6 +46,8 @@ pub struct GiosgSource {
     pub(crate) api: String,
     pub(crate) key: Option<Arc<RsaPrivateKey>>,
     pub(crate) overlap: Duration,
+    /// `end_stale_after`, parsed: `serve` ends chats idle longer than this.
+    pub(crate) end_stale_after: Option<Duration>,
 }
 
 impl std::fmt::Debug for GiosgSource {
@@ -599,13 +604,13 @@ impl GiosgSource {
         Ok(())
     }
 
-    /// Fetches one chat by id with its children (a trigger's work).
-    async fn fetch_one(&self, chat_id: &str) -> Result<Vec<Event>, SourceError> {
+    /// Fetches one chat by id with its children (a trigger's or a webhook's work); `None` when
+    /// Giosg answers 404 (the chat is gone, or was never this organisation's).
+    async fn fetch_one(&self, chat_id: &str) -> Result<Option<Vec<Event>>, SourceError> {
         let url = format!("{}/owned_chats/{chat_id}", self.org_path());
         let (status, _, body) = self.client.fetch(Request::get(&url, "push")).await?;
         if status == StatusCode::NOT_FOUND {
-            tracing::warn!(chat_id, "triggered chat not found");
-            return Ok(Vec::new());
+            return Ok(None);
         }
         if !status.is_success() {
             return Err(self.error_for(&url, status, &body));
@@ -622,7 +627,33 @@ impl GiosgSource {
                 "encrypted records stored without text: no private key configured"
             );
         }
-        Ok(out.events)
+        Ok(Some(out.events))
+    }
+
+    /// A pushed event's work: fetch the chat again; a `removed` webhook whose chat Giosg no
+    /// longer serves (404) erases the chat's rows per `on_vendor_delete`.
+    async fn run_push(&self, payload: &Value) -> Result<Vec<Event>, SourceError> {
+        let chat_id = payload
+            .get("chat_id")
+            .and_then(Value::as_str)
+            .filter(|id| webhook::safe_id(id))
+            .ok_or_else(|| SourceError::Other("pushed event without a valid chat_id".into()))?;
+        let action = payload.get(WEBHOOK_KEY).and_then(Value::as_str);
+        match (self.fetch_one(chat_id).await?, action) {
+            (Some(events), _) => Ok(events),
+            (None, Some("removed")) => {
+                tracing::info!(source = %self.name, chat_id, "Giosg removed the chat: marking its rows deleted");
+                Ok(webhook::erase_chat(chat_id, self.cfg.on_vendor_delete))
+            }
+            (None, Some(action)) => {
+                tracing::warn!(source = %self.name, chat_id, action, "webhook's chat not found at Giosg");
+                Ok(Vec::new())
+            }
+            (None, None) => {
+                tracing::warn!(source = %self.name, chat_id, "triggered chat not found");
+                Ok(Vec::new())
+            }
+        }
     }
 }
 
@@ -696,6 +727,9 @@ impl Source for GiosgSource {
     }
 
     fn verify_push(&self, request: &PushRequest) -> PushVerdict {
+        if request.path.starts_with("/webhooks/") {
+            return webhook::verify(&self.cfg, &self.name, request);
+        }
         let reject = |status: u16, message: &str| PushVerdict::Reject {
             status,
             message: message.to_owned(),
@@ -748,6 +782,9 @@ impl Source for GiosgSource {
         let Some(chat_id) = claims.chat_id else {
             return reject(400, "trigger without chat_id");
         };
+        if !webhook::safe_id(&chat_id) {
+            return reject(400, "the trigger's chat_id is not an id");
+        }
         PushVerdict::Accept {
             event_id: chat_id.clone(),
             payload: json!({ "type": kind, "chat_id": chat_id, "visitor_id": claims.visitor_id }),
@@ -755,23 +792,19 @@ impl Source for GiosgSource {
     }
 
     fn process_push(&self, payload: Value) -> EventStream<'_> {
-        let chat_id = payload
-            .get("chat_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
         Box::pin(
             futures::stream::once(async move {
-                let Some(chat_id) = chat_id else {
-                    return vec![Err(SourceError::Other(
-                        "trigger payload without chat_id".into(),
-                    ))];
-                };
-                match self.fetch_one(&chat_id).await {
+                match self.run_push(&payload).await {
                     Ok(events) => events.into_iter().map(Ok).collect(),
                     Err(e) => vec![Err(e)],
                 }
             })
             .flat_map(futures::stream::iter),
         )
+    }
+
+    fn scheduled_upkeep(&self) -> Option<BoxFuture<'_, Result<String, SourceError>>> {
+        let after = self.end_stale_after?;
+        Some(Box::pin(self.scheduled_end_stale(after)))
     }
 }

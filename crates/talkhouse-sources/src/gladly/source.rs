@@ -16,6 +16,7 @@ use futures::{SinkExt, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use talkhouse_http::{Auth, Client, ClientConfig, Request};
+pub use talkhouse_model::constant_time_eq;
 use talkhouse_model::time::parse_timestamp;
 use talkhouse_model::{
     EraseMode, Event, EventStream, PushRequest, PushVerdict, Quarantined, Source, SourceError,
@@ -1069,15 +1070,6 @@ fn quarantine(location: &str, error: String, payload: &[u8]) -> Event {
         error,
         payload: String::from_utf8_lossy(payload).into_owned(),
     })
-}
-
-/// Compares two secrets in time independent of where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
-    }
-    diff == 0
 }
 
 fn file_stream(file: tokio::fs::File, path: PathBuf) -> ByteStream {

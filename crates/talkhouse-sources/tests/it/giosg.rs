@@ -655,6 +655,255 @@ async fn auth_failures_fail_the_stream() {
     r.stop().await;
 }
 
+/// A webhook delivery as `serve` hands it to the source.
+fn webhook_request(key: Option<&str>, body: &Value) -> PushRequest {
+    PushRequest {
+        method: "POST".into(),
+        path: "/webhooks/giosg".into(),
+        query: key
+            .map(|k| vec![("key".to_owned(), k.to_owned())])
+            .unwrap_or_default(),
+        body: body.to_string().into_bytes(),
+        ..PushRequest::default()
+    }
+}
+
+/// The emulator's webhook event for `spec` (action, chat, resource, fault), composed and not
+/// posted; a removal is done at the emulator.
+async fn emulator_event(r: &Running, spec: Value) -> Value {
+    let client = talkhouse_http::Client::new(talkhouse_http::ClientConfig::new(
+        "test",
+        talkhouse_http::Auth::None,
+    ))
+    .expect("client");
+    let out: Value = client
+        .json(talkhouse_http::Request::post_json(
+            format!("{}/_emulator/giosg/webhook", r.base_url),
+            "test",
+            spec,
+        ))
+        .await
+        .expect("the emulator composes the event");
+    out["event"].clone()
+}
+
+fn accept(source: &dyn Source, key: Option<&str>, event: &Value) -> (String, Value) {
+    match source.verify_push(&webhook_request(key, event)) {
+        PushVerdict::Accept { event_id, payload } => (event_id, payload),
+        other => panic!("not accepted: {other:?}\n{event}"),
+    }
+}
+
+fn status_of(source: &dyn Source, key: Option<&str>, event: &Value) -> u16 {
+    match source.verify_push(&webhook_request(key, event)) {
+        PushVerdict::Reject { status, .. } => status,
+        other => panic!("not rejected: {other:?}"),
+    }
+}
+
+async fn process(source: &dyn Source, dest: &MemoryDestination, payload: Value) {
+    let report = talkhouse_sync::commit_events(
+        source,
+        dest,
+        "push",
+        source.process_push(payload),
+        &SyncOptions::default(),
+    )
+    .await;
+    assert!(report.error.is_none(), "{report:?}");
+}
+
+#[tokio::test]
+async fn webhooks_are_verified_and_only_signal_a_fetch() {
+    let r = start(Vendor::Giosg, &EmulatorOptions::new(22, 0.05), 0)
+        .await
+        .expect("start");
+    let t = truth(&r).await;
+    let chat = t.extra["latest_ended_chat"]
+        .as_str()
+        .expect("an ended chat")
+        .to_owned();
+    let source = giosg::build("giosg", section(&r, &[], true)).expect("config");
+    let key = Some(talkhouse_emulator::giosg::WEBHOOK_SECRET);
+    let dest = Arc::new(MemoryDestination::new());
+    talkhouse_sync::prepare(&*source, &*dest)
+        .await
+        .expect("prepare");
+
+    // `added`: accepted; a retry (new access token) has the same id; the body is not trusted:
+    // what lands is the chat as the API serves it.
+    let mut added =
+        emulator_event(&r, serde_json::json!({"action": "added", "chat_id": chat})).await;
+    added["resource"]["room_name"] = Value::String("forged room".into());
+    let (id, payload) = accept(&*source, key, &added);
+    assert_eq!(payload["chat_id"], chat.as_str());
+    let mut retry = added.clone();
+    retry["app_user_auth"]["access_token"] = Value::String("another-attempt".into());
+    assert_eq!(
+        accept(&*source, key, &retry).0,
+        id,
+        "a retry is the same event"
+    );
+    process(&*source, &dest, payload).await;
+    assert_eq!(dest.count("giosg", "chats"), 1);
+    assert!(dest.count("giosg", "chat_messages") > 0);
+    let stored = dest.rows("giosg", "chats");
+    assert_ne!(
+        stored[0].cells.get("room_name").and_then(|c| c.as_str()),
+        Some("forged room"),
+        "the event's body is never stored"
+    );
+    let snap = dest.snapshot();
+
+    // `changed` (only the changed fields) and a message's `added`: other events, same chat;
+    // fetching it again changes nothing.
+    let changed = emulator_event(
+        &r,
+        serde_json::json!({"action": "changed", "chat_id": chat}),
+    )
+    .await;
+    let (changed_id, changed_payload) = accept(&*source, key, &changed);
+    assert_ne!(changed_id, id);
+    assert_eq!(changed_payload["chat_id"], chat.as_str());
+    let message = emulator_event(
+        &r,
+        serde_json::json!({"action": "added", "chat_id": chat, "resource": "message"}),
+    )
+    .await;
+    let (_, message_payload) = accept(&*source, key, &message);
+    assert_eq!(message_payload["chat_id"], chat.as_str());
+    assert_eq!(message_payload["resource"], "messages");
+    process(&*source, &dest, changed_payload).await;
+    process(&*source, &dest, message_payload).await;
+    assert_eq!(dest.snapshot(), snap);
+
+    // Forgeries: no key, a wrong key, another organisation.
+    assert_eq!(status_of(&*source, None, &added), 401);
+    assert_eq!(status_of(&*source, Some("not-the-key"), &added), 401);
+    let other_org = emulator_event(
+        &r,
+        serde_json::json!({"action": "removed", "chat_id": chat, "fault": "wrong_org"}),
+    )
+    .await;
+    assert_eq!(status_of(&*source, key, &other_org), 401);
+
+    // `removed` while the API still serves the chat: not confirmed, nothing is deleted.
+    let mut unconfirmed = added.clone();
+    unconfirmed["action"] = Value::String("removed".into());
+    let (_, payload) = accept(&*source, key, &unconfirmed);
+    process(&*source, &dest, payload).await;
+    assert_eq!(dest.snapshot(), snap);
+
+    // `removed` for real (the emulator deletes the chat): the 404 confirms it, and the chat's
+    // rows are kept as deleted (redacted), in every table; a second processing changes nothing.
+    let removed = emulator_event(
+        &r,
+        serde_json::json!({"action": "removed", "chat_id": chat}),
+    )
+    .await;
+    let (_, payload) = accept(&*source, key, &removed);
+    process(&*source, &dest, payload.clone()).await;
+    assert_eq!(dest.count("giosg", "chats"), 0);
+    assert_eq!(
+        dest.count_all("giosg", "chats"),
+        1,
+        "soft-deleted, not dropped"
+    );
+    assert!(dest.rows("giosg", "chats")[0].deleted_at.is_some());
+    assert_eq!(dest.count("giosg", "chat_messages"), 0);
+    assert!(dest.count_all("giosg", "chat_messages") > 0);
+    assert!(
+        dest.rows("giosg", "chat_messages")
+            .iter()
+            .all(|m| m.cells.get("message").is_none_or(Cell::is_null)),
+        "message texts are redacted"
+    );
+    assert_eq!(dest.count("talkhouse", "model_conversations"), 0);
+    let gone = dest.snapshot();
+    process(&*source, &dest, payload).await;
+    assert_eq!(dest.snapshot(), gone);
+
+    // Without webhook_secret, webhooks are refused.
+    let mut sec = section(&r, &[], true);
+    sec.remove("webhook_secret");
+    let closed = giosg::build("giosg", sec).expect("config");
+    assert_eq!(status_of(&*closed, key, &changed), 401);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn scheduled_upkeep_ends_only_chats_past_the_window() {
+    let r = start(Vendor::Giosg, &EmulatorOptions::new(23, 0.1), 0)
+        .await
+        .expect("start");
+    let week = chrono::Duration::days(7);
+    let window = ("end_stale_after", toml::Value::String("7d".into()));
+    // Off unless configured.
+    let plain = giosg::build("giosg", section(&r, &[], true)).expect("config");
+    assert!(plain.scheduled_upkeep().is_none());
+    let stale = giosg::end_stale("giosg", section(&r, &[], true), week, false)
+        .await
+        .expect("list");
+    let n = stale.len();
+    assert!(n > 0, "ghost chats idle for more than a week exist");
+
+    // A dry run reports them and writes nothing.
+    let dry = giosg::build(
+        "giosg",
+        section(
+            &r,
+            &[
+                window.clone(),
+                ("end_stale_dry_run", toml::Value::Boolean(true)),
+            ],
+            true,
+        ),
+    )
+    .expect("config");
+    let summary = dry
+        .scheduled_upkeep()
+        .expect("configured")
+        .await
+        .expect("dry run");
+    assert_eq!(summary, format!("{n} stale chat(s), 0 ended"));
+    assert!(counts(&r).await["endpoints"]["patch"].is_null());
+
+    // For real: exactly the chats past the window are ended; the open ones inside it stay open.
+    let open_before = truth(&r).await.extra["open_chats"].as_u64().unwrap_or(0);
+    let live = giosg::build("giosg", section(&r, &[window], true)).expect("config");
+    let summary = live
+        .scheduled_upkeep()
+        .expect("configured")
+        .await
+        .expect("upkeep");
+    assert_eq!(summary, format!("{n} stale chat(s), {n} ended"));
+    assert_eq!(
+        counts(&r).await["endpoints"]["patch"].as_u64(),
+        Some(n as u64)
+    );
+    let open_after = truth(&r).await.extra["open_chats"].as_u64().unwrap_or(0);
+    assert_eq!(open_after, open_before - n as u64);
+    assert!(open_after > 0, "chats idle less than a week stay open");
+    let again = giosg::end_stale("giosg", section(&r, &[], true), week, false)
+        .await
+        .expect("list");
+    assert!(again.is_empty(), "{again:?}");
+
+    // A window that is not a duration is a configuration error naming the key.
+    let err = giosg::build(
+        "giosg",
+        section(
+            &r,
+            &[("end_stale_after", toml::Value::String("soon".into()))],
+            true,
+        ),
+    )
+    .err()
+    .expect("refused");
+    assert_eq!(err.key.as_deref(), Some("end_stale_after"));
+    r.stop().await;
+}
+
 /// 2,000 chats at 50 ms latency: `cargo test --workspace --all-features --test it giosg_latency -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "takes about a minute; run for the figure in the notes"]
