@@ -62,7 +62,13 @@
 //!   in the job being enriched (Gladly conversations span channels and carry none).
 
 mod config;
+mod enrich;
+mod export;
+mod folder;
+mod generator;
 pub mod inputs;
+mod lines;
+mod push;
 mod records;
 mod source;
 mod tables;
