@@ -1,13 +1,14 @@
 //! The Gladly [`Source`]: the configured organisation (or folder), its HTTP client and the
 //! shared request helpers, the streams it declares, and the `Source` implementation that runs
 //! them (export in [`super::export`], enrichment and lists in [`super::enrich`], webhooks in
-//! [`super::push`], folders in [`super::folder`]).
+//! [`super::push`], folders in [`super::folder`], reports in [`super::reports`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use talkhouse_http::{Auth, Client, ClientConfig, Request};
@@ -19,6 +20,7 @@ use talkhouse_model::{
 use super::config::GladlyConfig;
 use super::export::JobIds;
 use super::generator::generate;
+use super::reports::{REPORTS, ReportApi, report_kind};
 use super::tables;
 
 pub(super) const VENDOR: &str = "gladly";
@@ -51,6 +53,8 @@ pub struct GladlySource {
     pub(super) dir: Option<PathBuf>,
     /// Ids seen by the export stream, per job, for the enrichment streams of the same run.
     pub(super) cache: Mutex<HashMap<String, JobIds>>,
+    /// The report client and budget; `None` for a folder source.
+    pub(super) reports: Option<ReportApi>,
 }
 
 impl std::fmt::Debug for GladlySource {
@@ -95,25 +99,36 @@ impl GladlySource {
             crate::ConfigError::key("token", "missing field `token`")
                 .hint("an API token of a user with the API User permission")
         })?;
+        if let Some(bad) = cfg
+            .reports
+            .iter()
+            .find(|r| report_kind(r.as_str()).is_none())
+        {
+            return Err(
+                crate::ConfigError::key("reports", format!("unknown report `{bad}`"))
+                    .hint("list any of \"contacts\", \"work_sessions\", \"conversation_report\""),
+            );
+        }
         let conc = cfg.max_concurrency.max(1);
+        let auth = Auth::Basic {
+            user: email,
+            password: token,
+        };
         let client = Client::new(
-            ClientConfig::new(
-                VENDOR,
-                Auth::Basic {
-                    user: email,
-                    password: token,
-                },
-            )
-            .rate(cfg.requests_per_second)
-            .concurrency(conc),
+            ClientConfig::new(VENDOR, auth.clone())
+                .rate(cfg.requests_per_second)
+                .concurrency(conc),
         )
         .map_err(|e| crate::ConfigError::key("base_url", e.to_string()))?;
+        let reports = ReportApi::new(auth, &cfg)
+            .map_err(|e| crate::ConfigError::key("base_url", e.to_string()))?;
         Ok(Self {
             name: name.to_owned(),
             cfg,
             api: Some((root, client)),
             dir: None,
             cache: Mutex::default(),
+            reports: Some(reports),
         })
     }
 
@@ -125,6 +140,7 @@ impl GladlySource {
             api: None,
             dir: Some(dir),
             cache: Mutex::default(),
+            reports: None,
         }
     }
 
@@ -172,6 +188,9 @@ impl GladlySource {
                 .map(str::to_owned)
         };
         let answer = Answer {
+            date: header("date")
+                .and_then(|d| DateTime::parse_from_rfc2822(d.trim()).ok())
+                .map(|t| t.with_timezone(&Utc)),
             location: header("location"),
             limited: header("gladly-limited-data")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
@@ -203,6 +222,8 @@ impl GladlySource {
 
 /// The headers of an answer that matter here.
 pub(super) struct Answer {
+    /// `Date`: the server's clock.
+    pub(super) date: Option<DateTime<Utc>>,
     /// `Location`.
     pub(super) location: Option<String>,
     /// `Gladly-Limited-Data: true`.
@@ -237,11 +258,18 @@ impl Source for GladlySource {
     }
 
     fn http_counters(&self) -> Option<talkhouse_model::HttpCounters> {
-        self.client().map(|c| c.stats().counters())
+        let reports = self.reports.as_ref().map(|r| r.client().stats().counters());
+        self.client()
+            .map(|c| add_counters(c.stats().counters(), reports))
     }
 
     fn stream_http_counters(&self, stream: &str) -> Option<talkhouse_model::HttpCounters> {
-        self.client().map(|c| c.stats().stream_counters(stream))
+        let reports = self
+            .reports
+            .as_ref()
+            .map(|r| r.client().stats().stream_counters(stream));
+        self.client()
+            .map(|c| add_counters(c.stats().stream_counters(stream), reports))
     }
 
     fn tables(&self) -> Vec<TableSpec> {
@@ -261,6 +289,16 @@ impl Source for GladlySource {
             StreamDef::after(INBOXES, EXPORT),
             StreamDef::after(TEAMS, EXPORT),
         ]
+        .into_iter()
+        .chain(
+            REPORTS
+                .iter()
+                .filter(|k| self.report_enabled(k))
+                // After the export: a sync's first commits are the export's, and a failing
+                // export (credentials, an outage) stops before any report budget is spent.
+                .map(|k| StreamDef::after(k.stream, EXPORT)),
+        )
+        .collect()
     }
 
     fn run_stream(&self, stream: &str, ctx: StreamContext) -> EventStream<'_> {
@@ -273,12 +311,15 @@ impl Source for GladlySource {
             TOPICS => generate(move |em| self.run_list(em, TOPICS)),
             INBOXES => generate(move |em| self.run_list(em, INBOXES)),
             TEAMS => generate(move |em| self.run_list(em, TEAMS)),
-            other => {
-                let msg = format!("gladly has no stream `{other}`");
-                Box::pin(futures::stream::once(async move {
-                    Err(SourceError::Other(msg))
-                }))
-            }
+            other => match report_kind(other).filter(|k| self.report_enabled(k)) {
+                Some(kind) => generate(move |em| self.run_report(em, ctx, kind)),
+                None => {
+                    let msg = format!("gladly has no stream `{other}`");
+                    Box::pin(futures::stream::once(async move {
+                        Err(SourceError::Other(msg))
+                    }))
+                }
+            },
         }
     }
 
@@ -289,6 +330,9 @@ impl Source for GladlySource {
             (tables::CONVERSATIONS, "customer_id"),
             (tables::MERGES, "old_id"),
             (tables::MERGES, "new_id"),
+            (tables::CONTACTS, "customer_id"),
+            (tables::WORK_SESSIONS, "customer_id"),
+            (tables::CONVERSATION_REPORT, "customer_id"),
         ]
     }
 
@@ -305,6 +349,9 @@ impl Source for GladlySource {
             (tables::CONVERSATIONS, "id"),
             (tables::ITEMS, "conversation_id"),
             (tables::ASSIGNMENTS, "conversation_id"),
+            (tables::CONTACTS, "conversation_id"),
+            (tables::WORK_SESSIONS, "conversation_id"),
+            (tables::CONVERSATION_REPORT, "conversation_id"),
         ]
     }
 
@@ -314,6 +361,20 @@ impl Source for GladlySource {
 
     fn process_push(&self, payload: Value) -> EventStream<'_> {
         generate(move |em| self.run_push(em, payload))
+    }
+}
+
+/// Two clients' counters summed (the report client's, where there is one).
+fn add_counters(
+    a: talkhouse_model::HttpCounters,
+    b: Option<talkhouse_model::HttpCounters>,
+) -> talkhouse_model::HttpCounters {
+    let b = b.unwrap_or_default();
+    talkhouse_model::HttpCounters {
+        attempts: a.attempts + b.attempts,
+        retries: a.retries + b.retries,
+        throttled: a.throttled + b.throttled,
+        failures: a.failures + b.failures,
     }
 }
 
