@@ -18,8 +18,8 @@
 //!   that work can be grouped by team) (after `export`): the full lists.
 //! * Report streams (see `reports.rs`), each `POST /reports` over day windows, CSV answers:
 //!   `contacts` (`ContactExportReportV3` → `gladly.contacts`, key `contact_id`),
-//!   `work_sessions` (`WorkSessionsReportV3` → `gladly.work_sessions`, key `contact_session_id`
-//!   + `agent_id`, `""` where no agent handled the contact) and `conversation_report`
+//!   `work_sessions` (`WorkSessionsReportV3` → `gladly.work_sessions`, key
+//!   `contact_session_id` and `agent_id`, `""` where no agent handled the contact) and `conversation_report`
 //!   (`ConversationExportReport` → `gladly.conversation_report`, key `conversation_id`):
 //!   typed columns named after the headers (snake_case) plus `_raw`. `reports` picks them
 //!   (default all three). They run after `export`, beside the enrichment streams.
