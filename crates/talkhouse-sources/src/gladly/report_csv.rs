@@ -109,7 +109,8 @@ pub(super) fn parse(body: &[u8], shape: &ReportShape, tz: Tz, location: &str) ->
             Ok(false) => break,
             Ok(true) => {
                 out.records += 1;
-                let line = record.position().map_or(line, csv::Position::line);
+                // The reader counts the lines before the record; the file line is one more.
+                let line = record.position().map_or(line, csv::Position::line) + 1;
                 let at = format!("{location}:line {line}");
                 if record.len() != headers.len() {
                     out.quarantined.push(Quarantined {
@@ -135,7 +136,7 @@ pub(super) fn parse(body: &[u8], shape: &ReportShape, tz: Tz, location: &str) ->
             }
             Err(e) => {
                 out.records += 1;
-                let line = e.position().map_or(line, csv::Position::line);
+                let line = e.position().map_or(line, csv::Position::line) + 1;
                 out.quarantined.push(Quarantined {
                     location: format!("{location}:line {line}"),
                     error: format!("unreadable CSV record: {e}"),
