@@ -99,8 +99,9 @@ pub struct EmulatorOptions {
     /// Switches for what the vendor facts leave unconfirmed.
     pub variants: Variants,
     /// Days of history the connectors are told to back-fill, in the credentials of emulators
-    /// whose connector has such a setting (Ultimate's `backfill_days`); `None` keeps the
-    /// connectors' defaults. `talkhouse demo` reads two weeks to finish in seconds.
+    /// whose connector has such a setting (Ultimate's `backfill_days`, Gladly's
+    /// `reports_backfill_days`); `None` keeps the connectors' defaults (Gladly's emulator then
+    /// says 31, its history). `talkhouse demo` reads two weeks to finish in seconds.
     pub backfill_days: Option<u32>,
 }
 

@@ -14,14 +14,18 @@
 //!   `GET /conversations/{id}` (inbox as it stands now), `GET /customer-profiles/{id}`
 //!   (301 `moved` for merged customers, 404 after deletion), `GET /customers/{id}/conversations`,
 //!   `GET /agents[/{id}]`, `GET /inboxes[/{id}]`, `GET /topics[/{id}]` (with `parentId`),
-//!   `GET /teams[/{id}]` (`{id, name, description, agentIds}`; one agent in two teams).
+//!   `GET /teams[/{id}]` (`{id, name, description, agentIds}`; one agent in two teams),
+//!   `GET /organization` (`{id, loginDomain, name, timezone, gladlyUrl}`).
+//! * `POST /reports`: contact, work-session and conversation reports as CSV, see [`reports`].
 //! * Per-organisation buckets of 10 requests/s per HTTP method. With
 //!   `EmulatorOptions::strict_rate_limits` a request past the limit gets 429 with
 //!   `Ratelimit-Limit-Second` and `Ratelimit-Remaining-Second` (the headers come on every answer).
+//!   Reports have their own budget instead: 10 a minute, 2 at once.
+//! * Every answer's `Date` is the emulator's clock.
 //!
 //! Test helpers outside `/api/v1`: `GET /_emulator/gladly/downloads` (file downloads per
 //! `jobId/file`), `GET /_emulator/gladly/events?from=…&to=…` (the webhook events of that
-//! window, see [`webhooks`]).
+//! window, see [`webhooks`]), `GET /_emulator/gladly/reports` (every report request).
 //!
 //! # Data and quirks
 //! See [`world`]: a time grid of regular conversations over the 30 days before the start clock
@@ -44,15 +48,26 @@
 //! * `gladly.topic_parent_in_file=on`: `topics.jsonl` carries `parentId`.
 //! * `gladly.population_files=full`: agents/topics files list everyone, not the job's.
 //! * `gladly.moved_location=on`: the 301 for a merged customer carries `Location`.
+//! * `gladly.report_row_cap=N`: reports are cut at N rows (default 100000).
+//! * `gladly.report_extra_column=on`: the contact report has a column talkhouse does not know.
+//! * `gladly.org_timezone=ZONE`: the organisation's zone (default `America/New_York`).
 //!
 //! # Ground truth
 //! Rows a connector must hold after syncing every job visible from the start clock on (jobs
 //! with `updatedAt` in `[min(start, now) − 14 d, now]`), enriching each customer and
 //! conversation named in them, following 301s (and re-reading the surviving customer's
-//! conversations and items), applying 404s as deletions, and reading all agents, topics and
-//! inboxes. `extra.quarantined` counts the malformed lines of those jobs.
+//! conversations and items), applying 404s as deletions, reading all agents, topics and
+//! inboxes, and reading the three reports over every day since the world's origin (below
+//! their row cap). `extra.quarantined` counts the malformed lines of those jobs and the
+//! malformed report row.
+//!
+//! # Credentials
+//! Besides `email` and `token`: `reports_backfill_days` and `reports_window_days` so that one
+//! report request per stream covers the world's 30 days of history (or the days of
+//! `EmulatorOptions::backfill_days`), which keeps a sync inside the 10 report requests a minute.
 
 pub mod files;
+pub mod reports;
 pub mod webhooks;
 pub mod world;
 
@@ -65,7 +80,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
@@ -93,6 +108,8 @@ struct AppState {
     moved_location: bool,
     buckets: Mutex<BTreeMap<String, Arc<Bucket>>>,
     downloads: Mutex<BTreeMap<String, u64>>,
+    report_gate: reports::ReportGate,
+    report_options: reports::ReportOptions,
 }
 
 type St = Arc<AppState>;
@@ -135,6 +152,14 @@ impl AppState {
         (status, axum::Json(body)).into_response()
     }
 
+    /// Sets `Date` to the emulator's clock (the server's clock is the emulated one).
+    fn date(&self, resp: &mut Response) {
+        let date = self.now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        if let Ok(v) = HeaderValue::from_str(&date) {
+            resp.headers_mut().insert(header::DATE, v);
+        }
+    }
+
     fn not_found(&self, what: &str) -> Response {
         self.error(
             StatusCode::NOT_FOUND,
@@ -160,6 +185,14 @@ pub fn app(opts: &EmulatorOptions) -> VendorApp {
         moved_location: v.on("gladly.moved_location"),
         buckets: Mutex::new(BTreeMap::new()),
         downloads: Mutex::new(BTreeMap::new()),
+        report_gate: reports::ReportGate::new(opts.strict_rate_limits),
+        report_options: reports::ReportOptions {
+            row_cap: v
+                .get("gladly.report_row_cap")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(100_000),
+            extra_column: v.on("gladly.report_extra_column"),
+        },
     });
     let api = Router::new()
         .route("/api/v1/export/schedules", get(schedules))
@@ -182,16 +215,26 @@ pub fn app(opts: &EmulatorOptions) -> VendorApp {
         .route("/api/v1/topics/{id}", get(topic))
         .route("/api/v1/teams", get(teams))
         .route("/api/v1/teams/{id}", get(team))
+        .route("/api/v1/organization", get(organization))
+        .route("/api/v1/reports", post(report))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .route("/_emulator/gladly/downloads", get(downloads))
+        .route("/_emulator/gladly/reports", get(report_log))
         .route("/_emulator/gladly/events", get(events))
         .with_state(state.clone());
     let clock = opts.clock.clone();
     let truth_world = world;
+    // One report request per stream covers the history (30 days, or the demo's days).
+    let report_days = opts.backfill_days.unwrap_or(31);
     VendorApp {
         router: api,
         credentials: Credentials {
-            fields: vec![("email", json!(API_USER)), ("token", json!(API_TOKEN))],
+            fields: vec![
+                ("email", json!(API_USER)),
+                ("token", json!(API_TOKEN)),
+                ("reports_backfill_days", json!(report_days)),
+                ("reports_window_days", json!(report_days + 1)),
+            ],
         },
         truth: Arc::new(move || truth(&truth_world, clock.now())),
     }
@@ -230,6 +273,12 @@ async fn guard(State(st): State<St>, req: Request, next: Next) -> Response {
             return r;
         }
     }
+    if req.uri().path() == "/api/v1/reports" {
+        // Reports have a budget of their own (see `report`).
+        let mut resp = next.run(req).await;
+        st.date(&mut resp);
+        return resp;
+    }
     let bucket = st.bucket(req.method());
     let took = bucket.take();
     if took.is_err() && st.strict {
@@ -250,6 +299,7 @@ async fn guard(State(st): State<St>, req: Request, next: Next) -> Response {
     }
     let remaining = bucket.remaining();
     let mut resp = next.run(req).await;
+    st.date(&mut resp);
     let h = resp.headers_mut();
     h.insert("Ratelimit-Limit-Second", HeaderValue::from_static("10"));
     if let Ok(v) = HeaderValue::from_str(&remaining.to_string()) {
@@ -609,6 +659,129 @@ async fn topic(State(st): State<St>, Path(id): Path<String>) -> Response {
     }
 }
 
+async fn organization(State(st): State<St>) -> Response {
+    json_ok(json!({
+        "id": st.world.id(kind::ORGANIZATION, 0, 0),
+        "loginDomain": "emulator.gladly.com",
+        "name": "Acme (emulated)",
+        "timezone": st.world.timezone.name(),
+        "gladlyUrl": "https://acme.gladly.com",
+    }))
+}
+
+/// `POST /reports`: validates, passes the report budget, builds the CSV.
+async fn report(State(st): State<St>, body: axum::body::Bytes) -> Response {
+    let Ok(q) = serde_json::from_slice::<Value>(&body) else {
+        return st.error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "body is not JSON",
+            None,
+            None,
+        );
+    };
+    let text = |k: &str| q.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let metric_set = text("metricSet");
+    if !reports::METRIC_SETS.contains(&metric_set.as_str()) {
+        return st.error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "unknown metric set",
+            Some("metricSet"),
+            None,
+        );
+    }
+    let day = |k: &str| chrono::NaiveDate::parse_from_str(&text(k), "%Y-%m-%d").ok();
+    let (Some(from), Some(to)) = (day("startAt"), day("endAt")) else {
+        return st.error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "startAt and endAt must be YYYY-MM-DD",
+            Some("startAt"),
+            None,
+        );
+    };
+    if to < from {
+        return st.error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "endAt must not be before startAt",
+            Some("endAt"),
+            None,
+        );
+    }
+    let tz = match q.get("timezone").and_then(Value::as_str) {
+        None => st.world.timezone,
+        Some(name) => match name.parse::<chrono_tz::Tz>() {
+            Ok(tz) => tz,
+            Err(_) => {
+                return st.error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    "unknown timezone",
+                    Some("timezone"),
+                    None,
+                );
+            }
+        },
+    };
+    let admitted = match st
+        .report_gate
+        .admit(&metric_set, &text("startAt"), &text("endAt"))
+    {
+        Ok(a) => a,
+        Err(wait) => {
+            let mut r = st.error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "report rate limit exceeded (10 a minute, 2 at once)",
+                None,
+                None,
+            );
+            if st.retry_after {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            return r;
+        }
+    };
+    tokio::time::sleep(reports::BUILD_TIME).await;
+    let Some(csv) = reports::render(
+        &st.world,
+        &metric_set,
+        tz,
+        (from, to),
+        st.now(),
+        st.report_options,
+    ) else {
+        admitted.answered(400, 0);
+        return st.error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "unknown metric set",
+            Some("metricSet"),
+            None,
+        );
+    };
+    admitted.answered(200, csv.records);
+    let file = format!("attachment; filename=\"{metric_set}_{from}_{to}.csv\"");
+    let mut resp = (
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        csv.body,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&file) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
+async fn report_log(State(st): State<St>) -> Response {
+    json_ok(st.report_gate.log_json())
+}
+
 async fn downloads(State(st): State<St>) -> Response {
     let d = st
         .downloads
@@ -741,6 +914,11 @@ pub fn truth(w: &World, now: DateTime<Utc>) -> GroundTruth {
     tables.insert("topics".to_owned(), u64::from(w.topics));
     tables.insert("inboxes".to_owned(), u64::from(w.inboxes));
     tables.insert("teams".to_owned(), u64::from(w.teams));
+    let (contacts, work_sessions, conversation_report, malformed_report_rows) =
+        reports::truth_counts(w, now);
+    tables.insert("contacts".to_owned(), contacts);
+    tables.insert("work_sessions".to_owned(), work_sessions);
+    tables.insert("conversation_report".to_owned(), conversation_report);
     tables.insert("model_conversations".to_owned(), live_conversations);
     tables.insert(
         "model_messages".to_owned(),
@@ -754,7 +932,7 @@ pub fn truth(w: &World, now: DateTime<Utc>) -> GroundTruth {
     GroundTruth {
         tables,
         extra: json!({
-            "quarantined": quarantined,
+            "quarantined": quarantined + malformed_report_rows,
             "jobs": jobs.iter().map(|j| w.id(kind::JOB, u64::try_from(j.day).unwrap_or(0), 0)).collect::<Vec<_>>(),
             "merged_customers": {
                 w.customer_id(s(world::special::MERGE_SRC)): w.customer_id(s(world::special::MERGE_DST)),

@@ -69,6 +69,12 @@ pub mod kind {
     pub const JOB: u8 = b'J';
     /// Export schedule.
     pub const SCHEDULE: u8 = b'S';
+    /// Contact (of the Reports API; index = conversation key).
+    pub const CONTACT: u8 = b'K';
+    /// Work session (index = conversation key, sub = its agent's place).
+    pub const WORK_SESSION: u8 = b'W';
+    /// The organisation.
+    pub const ORGANIZATION: u8 = b'O';
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -279,6 +285,9 @@ pub struct World {
     pub topic_parent_in_file: bool,
     /// agents/topics files hold everyone, not only the job's (`gladly.population_files=full`).
     pub full_population: bool,
+    /// The organisation's zone, in which its reports count days (`gladly.org_timezone`,
+    /// default `America/New_York`).
+    pub timezone: chrono_tz::Tz,
 }
 
 /// Regular conversations last at most this long.
@@ -312,6 +321,10 @@ impl World {
             duration_string: v.on("gladly.duration_string"),
             topic_parent_in_file: v.on("gladly.topic_parent_in_file"),
             full_population: v.get_or("gladly.population_files", "scoped") == "full",
+            timezone: v
+                .get_or("gladly.org_timezone", "America/New_York")
+                .parse()
+                .unwrap_or(chrono_tz::Tz::America__New_York),
         }
     }
 

@@ -1,4 +1,5 @@
-//! Gladly emulator: shapes, auth failures, 429 bursts, retention, file quirks, ground truth.
+//! Gladly emulator: shapes, auth failures, 429 bursts, retention, file quirks, ground truth,
+//! reports.
 
 use std::collections::BTreeSet;
 
@@ -214,7 +215,8 @@ async fn export_jobs_files_and_quirks() {
         "{lacking} {empty_files} {no_trailing}"
     );
     let truth = truth(&e).await;
-    assert_eq!(truth.extra["quarantined"].as_u64(), Some(malformed));
+    // The malformed lines of the jobs, and the malformed row of the contact report.
+    assert_eq!(truth.extra["quarantined"].as_u64(), Some(malformed + 1));
     let _ = in_two_jobs;
 }
 
@@ -433,4 +435,78 @@ async fn scale_1000_streams_a_million_items_in_flat_memory() {
         .to_owned();
     eprintln!("items served: {total}; peak RSS {hwm}");
     assert!(total >= 1_000_000, "{total}");
+}
+
+async fn post_report(e: &Running, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/api/v1/reports", e.base_url))
+        .basic_auth(API_USER, Some(API_TOKEN))
+        .json(&body)
+        .send()
+        .await
+        .expect("emulator answers")
+}
+
+#[tokio::test]
+async fn reports_answer_csv_keep_old_ids_and_keep_their_budget() {
+    let mut o = opts(0.05);
+    o.strict_rate_limits = true;
+    let e = start(Vendor::Gladly, &o, 0).await.expect("start");
+    let org = get(&e, "/organization").await;
+    let date = org
+        .headers()
+        .get("date")
+        .and_then(|d| d.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert_eq!(
+        date, "Tue, 10 Mar 2026 12:00:00 GMT",
+        "Date is the emulator's clock"
+    );
+    let org: Value = org.json().await.expect("json");
+    assert_eq!(org["timezone"], "America/New_York");
+    // Bad requests: 400, and they do not count against the budget.
+    let bad = post_report(&e, serde_json::json!({"metricSet": "NoSuchReport", "startAt": "2026-03-01", "endAt": "2026-03-01"})).await;
+    assert_eq!(bad.status(), 400);
+    let bad = post_report(&e, serde_json::json!({"metricSet": "ContactExportReportV3", "startAt": "2026-03-02", "endAt": "2026-03-01"})).await;
+    assert_eq!(bad.status(), 400);
+    let r = post_report(&e, serde_json::json!({"metricSet": "ContactExportReportV3", "timezone": "America/New_York", "startAt": "2026-02-01", "endAt": "2026-03-10"})).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/csv"))
+    );
+    // Bytes: a text decoder would drop the byte-order mark.
+    let bytes = r.bytes().await.expect("body");
+    assert!(
+        bytes.starts_with("\u{feff}Timezone Filter,".as_bytes()),
+        "a byte-order mark, then the filters"
+    );
+    let body = String::from_utf8_lossy(&bytes).into_owned();
+    let w = World::new(&o);
+    let merged_away = w.customer_id(talkhouse_emulator::gladly::world::SPECIAL);
+    assert!(
+        body.contains(&merged_away),
+        "the report keeps the merged-away customer's id"
+    );
+    // An empty window is an empty body.
+    let empty = post_report(&e, serde_json::json!({"metricSet": "WorkSessionsReportV3", "startAt": "2025-01-01", "endAt": "2025-01-02"})).await;
+    assert_eq!(empty.status(), 200);
+    assert!(empty.text().await.unwrap_or_default().is_empty());
+    // Eight more make ten this minute; the eleventh is refused.
+    for _ in 0..8 {
+        let r = post_report(&e, serde_json::json!({"metricSet": "ConversationExportReport", "startAt": "2026-03-09", "endAt": "2026-03-09"})).await;
+        assert_eq!(r.status(), 200);
+    }
+    let refused = post_report(&e, serde_json::json!({"metricSet": "ConversationExportReport", "startAt": "2026-03-09", "endAt": "2026-03-09"})).await;
+    assert_eq!(refused.status(), 429);
+    let log: Value = reqwest::get(format!("{}/_emulator/gladly/reports", e.base_url))
+        .await
+        .expect("log")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(log["requests"].as_array().map(Vec::len), Some(11));
 }

@@ -25,6 +25,32 @@ const fn default_retention_days() -> i64 {
 const fn default_checkpoint_every() -> u64 {
     2000
 }
+fn default_reports() -> Vec<String> {
+    ["contacts", "work_sessions", "conversation_report"]
+        .map(str::to_owned)
+        .to_vec()
+}
+const fn default_backfill_days() -> u32 {
+    90
+}
+const fn default_reread_days() -> u32 {
+    7
+}
+const fn default_conversation_reread_days() -> u32 {
+    30
+}
+const fn default_window_days() -> u32 {
+    7
+}
+const fn default_reports_per_minute() -> u32 {
+    10
+}
+const fn default_reports_concurrency() -> usize {
+    2
+}
+fn default_row_caps() -> Vec<u64> {
+    vec![100_000, 1_000_000]
+}
 
 /// The settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +84,36 @@ pub struct GladlyConfig {
     pub webhook_password: Option<Secret>,
     /// Or a static header Gladly's webhooks carry.
     pub webhook_header: Option<HeaderAuth>,
+    /// Report streams to sync: `contacts`, `work_sessions`, `conversation_report` (default all
+    /// three; `[]` syncs none).
+    #[serde(default = "default_reports")]
+    pub reports: Vec<String>,
+    /// Days a report stream reads back on its first sync (default 90).
+    #[serde(default = "default_backfill_days")]
+    pub reports_backfill_days: u32,
+    /// Days of `contacts` and `work_sessions` read again on every sync, the last day read
+    /// included (default 7): after-contact time keeps growing after a contact ends.
+    #[serde(default = "default_reread_days")]
+    pub reports_reread_days: u32,
+    /// Days of `conversation_report` read again on every sync (default 30): that report is
+    /// computed when it is requested, so a conversation's row changes long after it started.
+    #[serde(default = "default_conversation_reread_days")]
+    pub conversation_report_reread_days: u32,
+    /// Days one report request covers (default 7); smaller windows stay further below the
+    /// row caps, larger ones spend fewer of the 10 report requests a minute.
+    #[serde(default = "default_window_days")]
+    pub reports_window_days: u32,
+    /// Report requests per minute for the whole organisation (Gladly allows 10), on a budget
+    /// of their own: the other requests keep `requests_per_second`.
+    #[serde(default = "default_reports_per_minute")]
+    pub reports_per_minute: u32,
+    /// Report requests in flight at once (Gladly allows 2).
+    #[serde(default = "default_reports_concurrency")]
+    pub reports_concurrency: usize,
+    /// Row counts at which reports are known to stop without saying so (default 100000 and
+    /// 1000000): a report of exactly that many rows is a warning in `talkhouse status`.
+    #[serde(default = "default_row_caps")]
+    pub reports_row_caps: Vec<u64>,
 }
 
 impl GladlyConfig {

@@ -16,6 +16,13 @@
 //!   `customers`, would otherwise race the same rows from `conversations`.
 //! * Streams `agents`, `topics` (with `parent_id`), `inboxes`, `teams` (with `agent_ids`, so
 //!   that work can be grouped by team) (after `export`): the full lists.
+//! * Report streams (see `reports.rs`), each `POST /reports` over day windows, CSV answers:
+//!   `contacts` (`ContactExportReportV3` → `gladly.contacts`, key `contact_id`),
+//!   `work_sessions` (`WorkSessionsReportV3` → `gladly.work_sessions`, key
+//!   `contact_session_id` and `agent_id`, `""` where no agent handled the contact) and `conversation_report`
+//!   (`ConversationExportReport` → `gladly.conversation_report`, key `conversation_id`):
+//!   typed columns named after the headers (snake_case) plus `_raw`. `reports` picks them
+//!   (default all three). They run after `export`, beside the enrichment streams.
 //! * Webhooks ([`Source::verify_push`] / [`Source::process_push`]): the item a
 //!   `CONTACT/MESSAGE_*` names, the conversation and its item list for `CONVERSATION*` events,
 //!   merges for `CUSTOMER/MERGED`, the profile for `CUSTOMER_PROFILE/*`.
@@ -35,6 +42,10 @@
 //! 10 requests/s per organisation: one client-wide limiter (`requests_per_second`, default 10)
 //! shared by every stream, `max_concurrency` (default 4) requests in flight; 429 and 5xx are
 //! retried with full-jitter backoff (and `Retry-After` when present) by `talkhouse-http`.
+//! `POST /reports` has a budget of its own, 10 a minute and 2 at once per organisation: a
+//! second client (`reports_concurrency`, default 2, with its own back-off, so a 429 on a report
+//! stalls no other stream) behind a limiter that starts at most `reports_per_minute` (10)
+//! requests in any minute.
 //!
 //! # Incremental cursor
 //! `export`: a ledger of processed job ids (→ `updatedAt`), plus the position (`job`, `file`,
@@ -43,7 +54,12 @@
 //! more than `retention_warning_days` (12) days older than the newest job, or jobs are missing
 //! in between, the state's `warnings` say so and the sync logs a warning (Gladly deletes jobs
 //! after 14 days). Enrichment streams keep their own ledger of jobs and a position inside the
-//! current one (checkpoint every 25 ids).
+//! current one (checkpoint every 25 ids). Report streams keep the last day read, in the
+//! organisation's zone (`GET /organization`; "today" from the `Date` of Gladly's answer): the
+//! first sync reads `reports_backfill_days` (90) back, later ones re-read the last
+//! `reports_reread_days` (7) for contacts and work sessions and `conversation_report_reread_days`
+//! (30) for the conversation report, which Gladly computes when asked; windows of
+//! `reports_window_days` (7) inclusive days, a checkpoint after each.
 //!
 //! # Quirks
 //! * Blank lines are skipped; malformed lines are quarantined (`job/file:line`); a job without
@@ -60,10 +76,26 @@
 //!   holds); enrichment replaces the file row with the profile.
 //! * `model_conversations.channel` is the channel of the conversation's earliest message seen
 //!   in the job being enriched (Gladly conversations span channels and carry none).
+//! * Reports: a UTF-8 byte-order mark may lead; quoted fields hold commas and newlines; blank
+//!   is NULL; timestamps without an offset are in the organisation's zone; an empty body is an
+//!   empty window. Contact and work-session reports keep the ids they were made with (a merged
+//!   customer's old id, a deleted conversation's id), so their rows are not erased by 404s.
+//!   Work sessions whose contact has not ended are left for a later window. A report of exactly
+//!   a known row cap (`reports_row_caps`, 100000 and 1000000: Gladly is reported to cut
+//!   reports there silently) and headers without a column are warnings in the stream's state
+//!   (`talkhouse status`); unreadable rows are quarantined as `<metric set> <from>..<to>:line N`.
 
 mod config;
+mod enrich;
+mod export;
+mod folder;
+mod generator;
 pub mod inputs;
+mod lines;
+mod push;
 mod records;
+mod report_csv;
+mod reports;
 mod source;
 mod tables;
 
@@ -78,7 +110,8 @@ pub use config::{GladlyConfig, HeaderAuth};
 pub use records::{FileKind, channel_of, sender_role};
 pub use source::{GladlySource, constant_time_eq};
 pub use tables::{
-    AGENTS, ASSIGNMENTS, CONVERSATIONS, CUSTOMERS, INBOXES, ITEMS, MERGES, TEAMS, TOPICS,
+    AGENTS, ASSIGNMENTS, CONTACTS, CONVERSATION_REPORT, CONVERSATIONS, CUSTOMERS, INBOXES, ITEMS,
+    MERGES, TEAMS, TOPICS, WORK_SESSIONS,
 };
 
 /// Builds a configured Gladly source.

@@ -20,6 +20,129 @@ pub const TOPICS: TableRef = TableRef::source("topics");
 pub const INBOXES: TableRef = TableRef::source("inboxes");
 /// `gladly.teams` (with `agent_ids`), so that work can be grouped by team.
 pub const TEAMS: TableRef = TableRef::source("teams");
+/// `gladly.contacts`: Reports API `ContactExportReportV3`, one row per contact.
+pub const CONTACTS: TableRef = TableRef::source("contacts");
+/// `gladly.work_sessions`: Reports API `WorkSessionsReportV3`, one row per contact session and
+/// agent (`agent_id` is empty where no agent handled the contact).
+pub const WORK_SESSIONS: TableRef = TableRef::source("work_sessions");
+/// `gladly.conversation_report`: Reports API `ConversationExportReport`, one row per
+/// conversation, as Gladly computed it when the report was requested.
+pub const CONVERSATION_REPORT: TableRef = TableRef::source("conversation_report");
+
+// The columns of the report tables are the reports' headers, snake_cased (see
+// `report_csv::snake_case`): a header of this list lands in its typed column, any other header
+// only in `_raw` (and is a warning). Durations are decimal seconds.
+
+/// `gladly.contacts` (`ContactExportReportV3`).
+pub const CONTACT_COLUMNS: &[Column] = &[
+    Column::new("contact_id", T::Text),
+    Column::new("customer_id", T::Text),
+    Column::new("conversation_id", T::Text),
+    Column::new("fulfilled_by_contact_id", T::Text),
+    Column::new("timezone_filter", T::Text),
+    Column::new("channel_filter", T::Text),
+    Column::new("inboxes_filter", T::Text),
+    Column::new("channel", T::Text),
+    Column::new("direction", T::Text),
+    Column::new("contact_initiator", T::Text),
+    Column::new("entry_point", T::Text),
+    Column::new("final_ivr_selection", T::Text),
+    Column::new("status", T::Text),
+    Column::new("inbox_when_queued", T::Text),
+    Column::new("inbox_when_ended", T::Text),
+    Column::personal("agent_when_ended", T::Text),
+    Column::new("queued_at", T::Timestamp),
+    Column::new("offered_at", T::Timestamp),
+    Column::new("accepted_at", T::Timestamp),
+    Column::new("fulfilled_at", T::Timestamp),
+    Column::new("due_at", T::Timestamp),
+    Column::new("ended_at", T::Timestamp),
+    Column::new("sla_target_sec", T::Float),
+    Column::new("queued_to_accepted_sec", T::Float),
+    Column::new("queued_to_fulfilled_sec", T::Float),
+    Column::new("queued_to_ended_sec", T::Float),
+    Column::new("contact_handle_time_sec", T::Float),
+    Column::new("after_contact_time_sec", T::Float),
+    Column::new("total_contact_handle_time_sec", T::Float),
+    Column::new("hold_time_sec", T::Float),
+    Column::new("messages", T::Integer),
+    Column::new("messages_from_customer", T::Integer),
+    Column::new("messages_from_agent", T::Integer),
+    Column::new("messages_from_rules", T::Integer),
+    Column::new("messages_from_api", T::Integer),
+    Column::new("average_agent_reply_time_sec", T::Float),
+    Column::new("times_offered", T::Integer),
+    Column::new("times_accepted", T::Integer),
+    Column::new("times_missed", T::Integer),
+    Column::new("times_declined", T::Integer),
+    Column::new("times_transferred", T::Integer),
+];
+
+/// `gladly.work_sessions` (`WorkSessionsReportV3`; Gladly does not publish its headers, these
+/// are the fields of its work-session events).
+pub const WORK_SESSION_COLUMNS: &[Column] = &[
+    Column::new("contact_session_id", T::Text),
+    Column::new("agent_id", T::Text),
+    Column::new("id", T::Text),
+    Column::new("timezone_filter", T::Text),
+    Column::new("channel_filter", T::Text),
+    Column::new("inboxes_filter", T::Text),
+    Column::new("teams_filter", T::Text),
+    Column::new("contact_session_created_at", T::Timestamp),
+    Column::new("customer_id", T::Text),
+    Column::new("conversation_id", T::Text),
+    Column::new("inbox_id", T::Text),
+    Column::new("accepted_inbox_id", T::Text),
+    Column::new("channel", T::Text),
+    Column::new("direction", T::Text),
+    Column::new("contact_session_routed_at", T::Timestamp),
+    Column::new("agent_accepted_at", T::Timestamp),
+    Column::new("sla_fulfilled_at", T::Timestamp),
+    Column::new("contact_session_ended_at", T::Timestamp),
+    Column::new("status", T::Text),
+    Column::new("within_sla", T::Boolean),
+    Column::new("work_session_handle_time_sec", T::Float),
+    Column::new("work_session_after_contact_time_sec", T::Float),
+    Column::new("work_session_unknown_time_sec", T::Float),
+];
+
+/// `gladly.conversation_report` (`ConversationExportReport`).
+pub const CONVERSATION_REPORT_COLUMNS: &[Column] = &[
+    Column::new("conversation_id", T::Text),
+    Column::new("customer_id", T::Text),
+    Column::new("inboxes_filter", T::Text),
+    Column::new("created_at", T::Timestamp),
+    Column::new("status", T::Text),
+    Column::new("first_closed_at", T::Timestamp),
+    Column::new("last_closed_at", T::Timestamp),
+    Column::new("topics", T::Text),
+    Column::new("topics_with_hierarchy", T::Text),
+    Column::new("first_channel", T::Text),
+    Column::new("last_channel", T::Text),
+    Column::new("assigned_agent_id_current", T::Text),
+    Column::new("assigned_agent_id_created", T::Text),
+    Column::new("assigned_agent_id_last_closed", T::Text),
+    Column::new("assigned_inbox_id_current", T::Text),
+    Column::new("assigned_inbox_id_created", T::Text),
+    Column::new("assigned_inbox_id_last_closed", T::Text),
+    Column::new("initiator_agent_id", T::Text),
+    Column::new("first_contact_id", T::Text),
+    Column::new("created_to_first_closed_time_in_seconds", T::Float),
+    Column::new("created_to_last_closed_time_in_seconds", T::Float),
+    Column::new("conversation_handle_time_in_seconds", T::Float),
+    Column::new("is_fcr_eligible", T::Boolean),
+    Column::new("is_fcr_success", T::Boolean),
+    Column::new("merged_conversations", T::Text),
+    Column::new("number_of_contacts", T::Integer),
+    Column::new("number_of_channels", T::Integer),
+    Column::new("number_of_notes", T::Integer),
+    Column::new("number_of_agents_assigned", T::Integer),
+    Column::new("number_of_inboxes_assigned", T::Integer),
+    Column::new("times_closed", T::Integer),
+    Column::new("times_reopened", T::Integer),
+    Column::new("times_topic_added", T::Integer),
+    Column::new("times_topic_removed", T::Integer),
+];
 
 /// Every table the Gladly source writes, the model's included.
 pub fn all() -> Vec<TableSpec> {
@@ -167,6 +290,20 @@ pub fn all() -> Vec<TableSpec> {
             ],
             &["id"],
         ),
+        TableSpec::new(CONTACTS, CONTACT_COLUMNS.to_vec(), &["contact_id"])
+            .partitioned_by_day("queued_at"),
+        TableSpec::new(
+            WORK_SESSIONS,
+            WORK_SESSION_COLUMNS.to_vec(),
+            &["contact_session_id", "agent_id"],
+        )
+        .partitioned_by_day("contact_session_ended_at"),
+        TableSpec::new(
+            CONVERSATION_REPORT,
+            CONVERSATION_REPORT_COLUMNS.to_vec(),
+            &["conversation_id"],
+        )
+        .partitioned_by_day("created_at"),
     ];
     t.extend(model::tables());
     t

@@ -1,5 +1,6 @@
 //! Gladly connector against the in-process emulator: ground truth, incremental jobs, crash and
-//! rerun, merge and deletion rules, retention warnings, webhooks, `load --dir`.
+//! rerun, merge and deletion rules, retention warnings, webhooks, `load --dir`, the report
+//! streams (their budget, a 429, row caps and unknown headers).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,6 +15,10 @@ use talkhouse_model::{Cell, Commit, Destination, Event, PushRequest, PushVerdict
 use talkhouse_sources::gladly;
 use talkhouse_sync::memory::MemoryDestination;
 use talkhouse_sync::{BatchConfig, SyncOptions, sync_source};
+
+/// One report request per stream covers the emulator's history (30 days before the start
+/// clock, and the days tests move it on), so a sync stays inside 10 report requests a minute.
+const REPORT_SIZING: &str = "reports_backfill_days = 60\nreports_window_days = 61\n";
 
 const WEBHOOK_USER: &str = "gladly-hooks";
 const WEBHOOK_PASS: &str = "hook-secret";
@@ -32,9 +37,14 @@ struct Env {
 
 impl Env {
     async fn new(scale: f64, strict: bool) -> Self {
+        Self::with_variants(scale, strict, "").await
+    }
+
+    async fn with_variants(scale: f64, strict: bool, variants: &str) -> Self {
         let mut opts = EmulatorOptions::new(11, scale);
         opts.clock = Clock::at(t0());
         opts.strict_rate_limits = strict;
+        opts.variants = talkhouse_emulator::Variants::parse(variants).expect("variants");
         let world = World::new(&opts);
         let emu = start(Vendor::Gladly, &opts, 0)
             .await
@@ -48,10 +58,21 @@ impl Env {
 
     fn section(&self, extra: &str) -> toml::Table {
         let text = format!(
-            "base_url = \"{}\"\nemail = \"{API_USER}\"\ntoken = \"{API_TOKEN}\"\nrequests_per_second = 500\nmax_concurrency = 8\nwebhook_username = \"{WEBHOOK_USER}\"\nwebhook_password = \"{WEBHOOK_PASS}\"\n{extra}",
+            "base_url = \"{}\"\nemail = \"{API_USER}\"\ntoken = \"{API_TOKEN}\"\nrequests_per_second = 500\nmax_concurrency = 8\nwebhook_username = \"{WEBHOOK_USER}\"\nwebhook_password = \"{WEBHOOK_PASS}\"\n{REPORT_SIZING}{extra}",
             self.emu.base_url
         );
         toml::from_str(&text).expect("valid toml")
+    }
+
+    /// The emulator's log of report requests.
+    async fn report_log(&self) -> Value {
+        let c = Client::new(ClientConfig::new("test", Auth::None)).expect("client");
+        c.json(Request::get(
+            format!("{}/_emulator/gladly/reports", self.emu.base_url),
+            "test",
+        ))
+        .await
+        .expect("report log")
     }
 
     fn source(&self, extra: &str) -> Arc<dyn Source> {
@@ -150,6 +171,7 @@ async fn full_sync_equals_ground_truth_table_by_table() {
     }
     assert_eq!(memberships.len(), agents.len(), "every agent is in a team");
     assert_eq!(memberships.values().filter(|n| **n == 2).count(), 1);
+    assert_reports_as_gladly_keeps_them(&env, &dest);
     // A re-run with nothing new writes nothing.
     let commits_before = dest.snapshot();
     let report = sync(&env.source(""), &dest, &SyncOptions::default()).await;
@@ -772,4 +794,264 @@ async fn an_item_no_webhook_announced_arrives_with_the_next_export() {
         .collect();
     assert!(orphans.is_empty(), "{orphans:?}");
     assert_matches_truth(&dest, &env.truth());
+}
+
+/// The report tables hold what Gladly's reports say: old ids after merges and deletions, the
+/// merge loser as MERGED in the (recomputed) conversation report, agent-less work sessions,
+/// typed columns and `_raw`, the malformed row quarantined with its report and line, and no
+/// warnings.
+fn assert_reports_as_gladly_keeps_them(env: &Env, dest: &MemoryDestination) {
+    let truth = env.truth();
+    let x = &truth.extra;
+    let ids = |table: &str, column: &str| -> BTreeSet<String> {
+        dest.rows("gladly", table)
+            .iter()
+            .filter_map(|r| text(r.cells.get(column)).map(str::to_owned))
+            .collect()
+    };
+    let contact_customers = ids("contacts", "customer_id");
+    let contact_conversations = ids("contacts", "conversation_id");
+    for (old, _) in x["merged_customers"].as_object().expect("merges") {
+        assert!(
+            contact_customers.contains(old),
+            "the contact report keeps the merged-away customer {old}"
+        );
+    }
+    for gone in x["deleted_conversations"].as_array().expect("deletions") {
+        let gone = gone.as_str().unwrap_or("");
+        assert!(
+            contact_conversations.contains(gone),
+            "the contact report keeps the deleted conversation {gone}"
+        );
+    }
+    let loser = x["deleted_conversations"][0].as_str().unwrap_or("");
+    let merged = dest
+        .rows("gladly", "conversation_report")
+        .into_iter()
+        .find(|r| text(r.cells.get("conversation_id")) == Some(loser))
+        .expect("the merge loser is in the conversation report");
+    assert_eq!(text(merged.cells.get("status")), Some("MERGED"));
+    let sessions = dest.rows("gladly", "work_sessions");
+    assert!(
+        sessions
+            .iter()
+            .any(|r| text(r.cells.get("agent_id")) == Some("")),
+        "an abandoned contact's work session has no agent"
+    );
+    assert!(sessions.iter().all(|r| matches!(
+        r.cells.get("contact_session_ended_at"),
+        Some(Cell::Timestamp(_))
+    )));
+    let contact = dest
+        .rows("gladly", "contacts")
+        .into_iter()
+        .find(|r| matches!(r.cells.get("contact_handle_time_sec"), Some(Cell::Float(_))))
+        .expect("a contact with a handle time");
+    assert!(matches!(
+        contact.cells.get("queued_at"),
+        Some(Cell::Timestamp(_))
+    ));
+    assert!(
+        contact
+            .raw
+            .as_deref()
+            .is_some_and(|r| r.contains("\"Contact Handle Time (sec)\"")),
+        "_raw keeps the report's own headers"
+    );
+    let quarantined: Vec<String> = dest
+        .quarantine()
+        .into_iter()
+        .filter(|(_, stream, _)| stream == "contacts")
+        .map(|(_, _, q)| q.location)
+        .collect();
+    assert!(
+        quarantined.len() == 1
+            && quarantined[0].starts_with("ContactExportReportV3 ")
+            && quarantined[0].contains("..2026-03-10:line "),
+        "{quarantined:?}"
+    );
+    for stream in ["contacts", "work_sessions", "conversation_report"] {
+        let state = dest.state("gladly", stream).expect("a report cursor");
+        assert!(state.get("last_day").is_some(), "{stream}: {state}");
+        assert!(state.get("warnings").is_none(), "{stream}: {state}");
+    }
+}
+
+/// Requests in the busiest minute of the log (each request opens a minute).
+fn busiest_minute(log: &Value) -> usize {
+    let at: Vec<u64> = log["requests"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|x| x["at_ms"].as_u64()).collect())
+        .unwrap_or_default();
+    at.iter()
+        .map(|a| at.iter().filter(|b| **b >= *a && **b < *a + 60_000).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn report_requests_keep_to_ten_a_minute_and_two_at_once() {
+    // Strict: the emulator would answer 429 past the budget.
+    let env = Env::new(0.05, true).await;
+    // Five one-day windows per report: 15 requests, more than a minute's budget.
+    let text = format!(
+        "base_url = \"{}\"\nemail = \"{API_USER}\"\ntoken = \"{API_TOKEN}\"\nreports_backfill_days = 4\nreports_window_days = 1\n",
+        env.emu.base_url
+    );
+    let src = gladly::build("gladly", toml::from_str(&text).expect("toml")).expect("source");
+    let dest = Arc::new(MemoryDestination::new());
+    let reports = SyncOptions {
+        streams: Some(vec![
+            "contacts".into(),
+            "work_sessions".into(),
+            "conversation_report".into(),
+        ]),
+        ..SyncOptions::default()
+    };
+    let report = sync(&src, &dest, &reports).await;
+    assert!(report.ok(), "{report:?}");
+    let log = env.report_log().await;
+    let requests = log["requests"].as_array().cloned().unwrap_or_default();
+    assert_eq!(requests.len(), 15, "{log}");
+    assert!(
+        requests.iter().all(|r| r["status"] == 200),
+        "never refused: {log}"
+    );
+    assert!(busiest_minute(&log) <= 10, "{log}");
+    assert!(log["max_in_flight"].as_u64().unwrap_or(99) <= 2, "{log}");
+    // Every window once, every row once.
+    let windows: BTreeSet<(String, String)> = requests
+        .iter()
+        .map(|r| (r["metric_set"].to_string(), r["start_at"].to_string()))
+        .collect();
+    assert_eq!(windows.len(), 15);
+    let records = |metric: &str| -> u64 {
+        requests
+            .iter()
+            .filter(|r| r["metric_set"] == metric)
+            .filter_map(|r| r["records"].as_u64())
+            .sum()
+    };
+    assert_eq!(
+        dest.count("gladly", "contacts") as u64,
+        records("ContactExportReportV3")
+    );
+    assert_eq!(
+        dest.count("gladly", "conversation_report") as u64,
+        records("ConversationExportReport")
+    );
+    assert!(dest.count("gladly", "contacts") > 0);
+    let throttled: u64 = dest
+        .loads()
+        .iter()
+        .filter_map(|l| l.http.map(|h| h.throttled))
+        .sum();
+    assert_eq!(throttled, 0);
+}
+
+#[tokio::test]
+async fn a_report_429_waits_without_holding_up_the_other_streams() {
+    let env = Env::with_variants(0.05, true, "gladly.retry_after=on").await;
+    // Someone else spent this minute's report budget of the organisation.
+    let other = Client::new(ClientConfig::new(
+        "test",
+        Auth::Basic {
+            user: API_USER.into(),
+            password: API_TOKEN.into(),
+        },
+    ))
+    .expect("client");
+    for _ in 0..10 {
+        let (status, _, _) = other
+            .fetch(Request::post_json(
+                format!("{}/api/v1/reports", env.emu.base_url),
+                "test",
+                serde_json::json!({"metricSet": "ConversationExportReport", "startAt": "2026-03-09", "endAt": "2026-03-09"}),
+            ))
+            .await
+            .expect("report");
+        assert_eq!(status.as_u16(), 200);
+    }
+    // The organisation's 10 requests/s for the rest (strict), one report request per stream.
+    let text = format!(
+        "base_url = \"{}\"\nemail = \"{API_USER}\"\ntoken = \"{API_TOKEN}\"\n{REPORT_SIZING}",
+        env.emu.base_url
+    );
+    let src = gladly::build("gladly", toml::from_str(&text).expect("toml")).expect("source");
+    let dest = Arc::new(MemoryDestination::new());
+    let report = sync(&src, &dest, &SyncOptions::default()).await;
+    assert!(report.ok(), "{report:?}");
+    assert_matches_truth(&dest, &env.truth());
+    let loads = dest.loads();
+    let throttled = |stream: &str| -> u64 {
+        loads
+            .iter()
+            .filter(|l| l.stream == stream)
+            .filter_map(|l| l.http.map(|h| h.throttled))
+            .sum()
+    };
+    // One 429 pauses the report client (not the main one): the others wait behind it.
+    assert!(
+        ["contacts", "work_sessions", "conversation_report"]
+            .iter()
+            .map(|s| throttled(s))
+            .sum::<u64>()
+            >= 1,
+        "the report requests met the spent budget: {loads:?}"
+    );
+    for stream in [
+        "export",
+        "customers",
+        "conversations",
+        "agents",
+        "topics",
+        "inboxes",
+        "teams",
+    ] {
+        assert_eq!(
+            throttled(stream),
+            0,
+            "{stream} was not held back by reports"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_report_at_its_row_cap_or_with_an_unknown_header_is_a_warning() {
+    let env = Env::with_variants(
+        0.05,
+        false,
+        "gladly.report_row_cap=5,gladly.report_extra_column=on",
+    )
+    .await;
+    let dest = Arc::new(MemoryDestination::new());
+    let only_contacts = SyncOptions {
+        streams: Some(vec!["contacts".into()]),
+        ..SyncOptions::default()
+    };
+    let src = env.source("reports = [\"contacts\"]\nreports_row_caps = [5]\n");
+    assert!(sync(&src, &dest, &only_contacts).await.ok());
+    let state = dest.state("gladly", "contacts").expect("a cursor");
+    let warnings: Vec<String> =
+        serde_json::from_value(state["warnings"].clone()).unwrap_or_default();
+    assert!(
+        warnings.iter().any(|w| w.contains("exactly 5 rows")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("\"Sentiment Score\"")),
+        "{warnings:?}"
+    );
+    // Four rows and the malformed one: five records, the cap.
+    assert_eq!(dest.count("gladly", "contacts"), 4);
+    assert!(dest.rows("gladly", "contacts").iter().all(|r| {
+        r.raw
+            .as_deref()
+            .is_some_and(|raw| raw.contains("\"Sentiment Score\""))
+    }));
+    // Unknown report names are refused with the key.
+    let err = gladly::build("gladly", env.section("reports = [\"contacs\"]\n"))
+        .err()
+        .expect("an unknown report");
+    assert_eq!(err.key.as_deref(), Some("reports"));
 }
