@@ -82,7 +82,8 @@ async fn sync_matches_the_memory_destination() {
 
 #[tokio::test]
 async fn failure_after_n_commits_then_rerun_is_exact() {
-    for n in [0, 2, 5] {
+    // Commit 0 of every sync records the source's row of `talkhouse.source_settings`.
+    for n in [1, 3, 6] {
         let dir = tempfile::tempdir().unwrap();
         let delta = open(&dir);
         let name = "crash";
