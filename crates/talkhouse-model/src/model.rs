@@ -1,4 +1,5 @@
-//! The cross-vendor model: `talkhouse.conversations` and `talkhouse.messages`.
+//! The cross-vendor model: `talkhouse.conversations`, `talkhouse.messages`, `talkhouse.sessions`
+//! and `talkhouse.work`.
 //!
 //! Every source maps its own records to rows of the base tables `talkhouse.model_conversations`
 //! and `talkhouse.model_messages` during sync, in the same transaction as the vendor rows. The
@@ -23,6 +24,18 @@ pub const MESSAGES: TableRef = TableRef::model("model_messages");
 /// `talkhouse.source_settings`: one row per configured source, the settings the model views
 /// honour (written by the engine, not by sources).
 pub const SOURCE_SETTINGS: TableRef = TableRef::model("source_settings");
+
+/// `talkhouse.model_sessions`: one row per session a vendor reports itself (a Gladly contact),
+/// beside the chat sessions the views derive from messages.
+pub const SESSIONS: TableRef = TableRef::model("model_sessions");
+/// `talkhouse.model_work`: one row per agent work session (Gladly's work sessions report).
+pub const WORK: TableRef = TableRef::model("model_work");
+/// `talkhouse.model_id_merges`: one row per vendor id that a merge retired, `old_id → new_id`
+/// for an `entity` (`customer` or `conversation`). The views follow chains of them, so every
+/// model row names the current customer and conversation.
+pub const ID_MERGES: TableRef = TableRef::model("model_id_merges");
+/// The entities of [`ID_MERGES`].
+pub const MERGED_ENTITIES: [&str; 2] = ["customer", "conversation"];
 
 /// Normalised channels.
 pub const CHANNELS: [&str; 6] = ["chat", "email", "sms", "voice", "social", "messaging"];
@@ -76,6 +89,52 @@ pub fn tables() -> Vec<TableSpec> {
             &["source", "message_id"],
         )
         .partitioned_by_day("sent_at"),
+        TableSpec::new(
+            SESSIONS,
+            vec![
+                Column::new("source", T::Text),
+                Column::new("session_id", T::Text),
+                // As the vendor reported it; the views resolve merges.
+                Column::new("conversation_id", T::Text),
+                Column::new("customer_id", T::Text),
+                Column::new("channel", T::Text),
+                Column::new("started_at", T::Timestamp),
+                Column::new("ended_at", T::Timestamp),
+                // Set where the vendor counts messages itself; the views count otherwise.
+                Column::new("message_count", T::Integer),
+                // Agent work time on the session, where the vendor reports it.
+                Column::new("handle_seconds", T::Float),
+            ],
+            &["source", "session_id"],
+        ),
+        TableSpec::new(
+            WORK,
+            vec![
+                Column::new("source", T::Text),
+                Column::new("work_session_id", T::Text),
+                Column::new("session_id", T::Text),
+                Column::new("conversation_id", T::Text),
+                Column::new("customer_id", T::Text),
+                Column::new("agent_id", T::Text),
+                Column::new("team_id", T::Text),
+                Column::new("started_at", T::Timestamp),
+                Column::new("ended_at", T::Timestamp),
+                Column::new("handle_seconds", T::Float),
+            ],
+            &["source", "work_session_id"],
+        ),
+        TableSpec::new(
+            ID_MERGES,
+            vec![
+                Column::new("source", T::Text),
+                // One of MERGED_ENTITIES.
+                Column::new("entity", T::Text),
+                Column::new("old_id", T::Text),
+                Column::new("new_id", T::Text),
+                Column::new("seen_at", T::Timestamp),
+            ],
+            &["source", "entity", "old_id"],
+        ),
         TableSpec::new(
             SOURCE_SETTINGS,
             vec![
