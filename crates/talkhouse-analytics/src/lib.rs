@@ -1,8 +1,9 @@
 //! Analytics over the cross-vendor model: views, metrics, sentiment and the report.
 //!
 //! * [`model_views`]: the views `talkhouse.messages`, `talkhouse.conversations`,
-//!   `talkhouse.sessions` and `talkhouse.first_responses` over the base tables every source
-//!   writes (`talkhouse.model_messages`, `talkhouse.model_conversations`), in portable SQL.
+//!   `talkhouse.sessions`, `talkhouse.work`, `talkhouse.first_responses` and
+//!   `talkhouse.session_first_responses` (with `talkhouse.current_ids`, merges followed) over
+//!   the base tables every source writes (`talkhouse.model_*`), in portable SQL.
 //! * [`sentiment`] / [`enrich_row`]: a score in [-1, 1] per English message (VADER), `None` for
 //!   other languages; [`detect_language`] tells which.
 //! * [`report`]: every figure of `talkhouse report` through

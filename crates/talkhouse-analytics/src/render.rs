@@ -187,6 +187,9 @@ impl Report {
                 pct(a.engaged_rate)
             );
         }
+        if self.gladly.present {
+            self.gladly_lines(&mut o);
+        }
         if self.ultimate.present {
             let u = &self.ultimate;
             // Bot handled and escalation are on the source's line above (by Ultimate's own
@@ -225,6 +228,54 @@ impl Report {
         o
     }
 
+    /// Gladly's contacts, handle time and agent work, for the table.
+    fn gladly_lines(&self, o: &mut String) {
+        let g = &self.gladly;
+        let h = &g.handle_seconds;
+        let _ = writeln!(
+            o,
+            "Gladly                     {} contacts  handle time median {}  p90 {}  ({} timed; agents' time plus after-contact work)",
+            g.contacts,
+            secs(h.median),
+            secs(h.p90),
+            h.contacts
+        );
+        for (channel, h) in &g.handle_seconds_by_channel {
+            let _ = writeln!(
+                o,
+                "  {channel:<24} handle time median {}  p90 {}  ({} contacts)",
+                secs(h.median),
+                secs(h.p90),
+                h.contacts
+            );
+        }
+        let fr = &g.contact_first_response_seconds;
+        let _ = writeln!(
+            o,
+            "  first response per contact median {}  p90 {}  ({} of {} answered; agents median {})",
+            secs(fr.median),
+            secs(fr.p90),
+            fr.responded,
+            fr.contacts,
+            secs(fr.agent_median)
+        );
+        for (label, list) in [("top agents", &g.top_agents), ("top teams", &g.top_teams)] {
+            let _ = writeln!(o, "  {label}");
+            if list.is_empty() {
+                let _ = writeln!(o, "    –");
+            }
+            for w in list.iter().take(5) {
+                let _ = writeln!(
+                    o,
+                    "    {:<22} {:>6} contacts  handle time median {}",
+                    w.id,
+                    w.contacts,
+                    secs(w.handle_seconds_median)
+                );
+            }
+        }
+    }
+
     /// What a reader must know to read the figures right (test traffic left out, days not final
     /// yet), one sentence each; the text and HTML forms show them, JSON carries the fields.
     pub fn notes(&self) -> Vec<String> {
@@ -249,7 +300,7 @@ impl Report {
     pub fn to_html(&self) -> String {
         let mut body = String::new();
         let fr = &self.first_response_seconds;
-        let tiles = [
+        let mut tiles = vec![
             ("Conversations", self.conversations.total.to_string()),
             ("Messages", self.messages.total.to_string()),
             (
@@ -267,6 +318,12 @@ impl Report {
                     .map_or_else(|| "–".into(), |v| format!("{v:+.2}")),
             ),
         ];
+        if self.gladly.present {
+            tiles.push((
+                "Handle time (median)",
+                secs(self.gladly.handle_seconds.median),
+            ));
+        }
         for n in self.notes() {
             let _ = write!(body, "<p class=\"note\">{}</p>", esc(&n));
         }
@@ -316,6 +373,24 @@ impl Report {
             "Customer sentiment by channel (mean VADER compound, −1 … 1)",
             &diverging_chart(&sentiment),
         );
+        if self.gladly.present {
+            let bars: Vec<(String, f64, String)> = self
+                .gladly
+                .handle_seconds_by_channel
+                .iter()
+                .filter_map(|(k, h)| Some((k.clone(), h.median?, secs(h.median))))
+                .collect();
+            section(
+                &mut body,
+                "handle-time",
+                &format!(
+                    "Gladly handle time per contact by channel (median; {} contacts, p90 {})",
+                    self.gladly.contacts,
+                    secs(self.gladly.handle_seconds.p90)
+                ),
+                &column_chart(&bars),
+            );
+        }
         let mut rates: Vec<(String, f64, String)> = Vec::new();
         let mut push = |label: String, v: Option<f64>| {
             if let Some(v) = v {

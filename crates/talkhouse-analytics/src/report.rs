@@ -22,6 +22,13 @@
 //! * Test traffic (Ultimate `test_mode`, Ada `is_test_user`) is left out of every figure,
 //!   vendor metrics included, unless the source sets `include_test`;
 //!   `test_conversations_left_out` counts what was left out, per source.
+//! * `gladly`: over every source `talkhouse.source_settings` names with vendor `gladly`, at once:
+//!   `contacts` counts its sessions (`talkhouse.sessions`, by `started_at`); `handle_seconds`
+//!   (mean, median, p90, over all and per channel) is the contact's handle time as Gladly
+//!   reports it, agents' time plus after-contact work; `top_agents` and `top_teams` rank by
+//!   contacts worked on (`talkhouse.work`, by `started_at`), with the median handle time of
+//!   their work sessions; `contact_first_response_seconds` is the first response within each
+//!   contact (`talkhouse.session_first_responses`, by the first customer message).
 //! * `ada`, `ultimate`: the vendors' own metrics, read from the views their connectors define
 //!   (`<schema>.metric_conversations` for Ada, `<schema>.metrics_by_day` and
 //!   `metrics_by_day_and_first_meaningful_intent` for Ultimate), for every source that
@@ -289,6 +296,74 @@ pub struct Ada {
     pub escalated_of_engaged_rate: Option<f64>,
 }
 
+/// Handle time of sessions, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct HandleTime {
+    /// Sessions with a handle time.
+    pub contacts: u64,
+    /// Mean.
+    pub mean: Option<f64>,
+    /// Median.
+    pub median: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+}
+
+/// An agent or a team and the work it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStat {
+    /// The agent's or team's id.
+    pub id: String,
+    /// Contacts (sessions) it worked on.
+    pub contacts: u64,
+    /// Its work sessions.
+    pub work_sessions: u64,
+    /// Median handle time of its work sessions, in seconds.
+    pub handle_seconds_median: Option<f64>,
+}
+
+/// First response within contacts, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContactResponse {
+    /// Contacts with a customer message.
+    pub contacts: u64,
+    /// Of those, contacts with an agent or bot reply after it.
+    pub responded: u64,
+    /// Median.
+    pub median: Option<f64>,
+    /// 90th percentile.
+    pub p90: Option<f64>,
+    /// Contacts with an agent (not bot) reply.
+    pub agent_responded: u64,
+    /// Median, agents only.
+    pub agent_median: Option<f64>,
+    /// 90th percentile, agents only.
+    pub agent_p90: Option<f64>,
+}
+
+/// Gladly's contacts and the agent work on them (from its Reports API, through the model's
+/// `talkhouse.sessions`, `talkhouse.work` and `talkhouse.session_first_responses`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Gladly {
+    /// Whether any Gladly source was found.
+    pub present: bool,
+    /// The sources read.
+    pub sources: Vec<String>,
+    /// Contacts (sessions).
+    pub contacts: u64,
+    /// Handle time per contact: the agents' time on it plus their after-contact work.
+    pub handle_seconds: HandleTime,
+    /// The same per channel.
+    pub handle_seconds_by_channel: BTreeMap<String, HandleTime>,
+    /// Agents by contacts handled, most first.
+    pub top_agents: Vec<WorkerStat>,
+    /// Teams by contacts their agents handled, most first (an agent in several teams counts
+    /// for the first by id).
+    pub top_teams: Vec<WorkerStat>,
+    /// First customer message → first reply, within each contact.
+    pub contact_first_response_seconds: ContactResponse,
+}
+
 /// The whole report. Its JSON form is the stable contract of `talkhouse report --format json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -312,6 +387,8 @@ pub struct Report {
     pub ultimate: Ultimate,
     /// Ada's metrics.
     pub ada: Ada,
+    /// Gladly's contacts, handle time and agent work.
+    pub gladly: Gladly,
     /// Conversations the vendors mark as tests, left out of every figure above, per source
     /// (`include_test = true` in a source's section brings them back).
     pub test_conversations_left_out: BTreeMap<String, u64>,
@@ -340,6 +417,27 @@ pub struct ReportRows {
     pub ada: Vec<(String, Vec<QueryRow>)>,
     /// [`sql::ultimate`] and [`sql::ultimate_intents`] per schema.
     pub ultimate: Vec<(String, Vec<QueryRow>, Vec<QueryRow>)>,
+    /// The Gladly queries, over every Gladly source at once (`None` when there is none).
+    pub gladly: Option<GladlyRows>,
+}
+
+/// The answers of the Gladly queries.
+#[derive(Debug, Clone, Default)]
+pub struct GladlyRows {
+    /// The Gladly sources.
+    pub sources: Vec<String>,
+    /// [`sql::session_count`].
+    pub sessions: Vec<QueryRow>,
+    /// [`sql::handle_time`] over all.
+    pub handle_time: Vec<QueryRow>,
+    /// [`sql::handle_time`] per channel.
+    pub handle_time_by_channel: Vec<QueryRow>,
+    /// [`sql::top_workers`] of agents.
+    pub top_agents: Vec<QueryRow>,
+    /// [`sql::top_workers`] of teams.
+    pub top_teams: Vec<QueryRow>,
+    /// [`sql::session_first_response`].
+    pub contact_response: Vec<QueryRow>,
 }
 
 /// Makes the report from the warehouse behind `dest`.
@@ -387,6 +485,7 @@ pub async fn report_with(
     };
 
     // The vendors' own metrics, from the views their connectors define.
+    let mut gladly = Vec::new();
     for r in &run("sources", sql::SOURCES.to_owned()).await? {
         let (Some(schema), Some(vendor)) = (text(r, "source"), text(r, "vendor")) else {
             continue;
@@ -402,8 +501,29 @@ pub async fn report_with(
                     run("ultimate_intents", sql::ultimate_intents(&schema, since)).await?;
                 rows.ultimate.push((schema, metrics, intents));
             }
+            "gladly" => gladly.push(schema),
             _ => {}
         }
+    }
+    if !gladly.is_empty() {
+        let g = &gladly;
+        rows.gladly = Some(GladlyRows {
+            sessions: run("gladly_sessions", sql::session_count(g, since)).await?,
+            handle_time: run("gladly_handle_time", sql::handle_time(g, since, false)).await?,
+            handle_time_by_channel: run(
+                "gladly_handle_time_by_channel",
+                sql::handle_time(g, since, true),
+            )
+            .await?,
+            top_agents: run("gladly_top_agents", sql::top_workers(g, since, "agent_id")).await?,
+            top_teams: run("gladly_top_teams", sql::top_workers(g, since, "team_id")).await?,
+            contact_response: run(
+                "gladly_contact_response",
+                sql::session_first_response(g, since),
+            )
+            .await?,
+            sources: gladly,
+        });
     }
     Ok(Report::from_rows(&rows, since))
 }
@@ -444,6 +564,62 @@ fn distribution(rows: &[QueryRow]) -> (u64, Distribution) {
             },
         )
     })
+}
+
+fn handle_time(r: &QueryRow) -> HandleTime {
+    HandleTime {
+        contacts: count(r, "n"),
+        mean: num(r, "mean"),
+        median: num(r, "median"),
+        p90: num(r, "p90"),
+    }
+}
+
+/// The [`sql::TOP_WORKERS`] with the most contacts, ties by id (byte order).
+fn workers(rows: &[QueryRow]) -> Vec<WorkerStat> {
+    let mut out: Vec<WorkerStat> = rows
+        .iter()
+        .filter_map(|r| {
+            Some(WorkerStat {
+                id: text(r, "id")?,
+                contacts: count(r, "contacts"),
+                work_sessions: count(r, "work_sessions"),
+                handle_seconds_median: num(r, "median"),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| b.contacts.cmp(&a.contacts).then_with(|| a.id.cmp(&b.id)));
+    out.truncate(sql::TOP_WORKERS);
+    out
+}
+
+fn gladly(g: &GladlyRows) -> Gladly {
+    let mut out = Gladly {
+        present: true,
+        sources: g.sources.clone(),
+        contacts: g.sessions.first().map_or(0, |r| count(r, "n")),
+        handle_seconds: g.handle_time.first().map(handle_time).unwrap_or_default(),
+        top_agents: workers(&g.top_agents),
+        top_teams: workers(&g.top_teams),
+        ..Gladly::default()
+    };
+    for r in &g.handle_time_by_channel {
+        let channel = text(r, "channel").unwrap_or_else(|| "unknown".into());
+        out.handle_seconds_by_channel
+            .insert(channel, handle_time(r));
+    }
+    if let Some(r) = g.contact_response.first() {
+        out.contact_first_response_seconds = ContactResponse {
+            contacts: count(r, "n"),
+            responded: count(r, "responded"),
+            median: num(r, "median"),
+            p90: num(r, "p90"),
+            agent_responded: count(r, "agent_responded"),
+            agent_median: num(r, "agent_median"),
+            agent_p90: num(r, "agent_p90"),
+        };
+    }
+    out
 }
 
 fn by_day(counts: &BTreeMap<(String, String), u64>) -> Vec<DayCount> {
@@ -627,6 +803,9 @@ impl Report {
 
         report.ada = ada(&rows.ada);
         report.ultimate = ultimate(&rows.ultimate);
+        if let Some(g) = &rows.gladly {
+            report.gladly = gladly(g);
+        }
         report
     }
 

@@ -77,17 +77,23 @@ pub fn per_session(since: Option<NaiveDate>) -> String {
     )
 }
 
-/// First response: counts, mean, median and p90 (any reply, and agents only).
-pub fn first_response(since: Option<NaiveDate>) -> String {
+/// Counts, mean, median and p90 of a first-response view (any reply, and agents only), with
+/// `filter` (`AND …` or nothing) on top of `since`.
+fn response_stats(view: &str, filter: &str, since: Option<NaiveDate>) -> String {
     format!(
         "SELECT CAST(COUNT(*) AS BIGINT) AS n, CAST(COUNT(response_seconds) AS BIGINT) AS responded, \
 CAST(COUNT(agent_response_seconds) AS BIGINT) AS agent_responded, {}, \
 percentile_cont(0.5) WITHIN GROUP (ORDER BY agent_response_seconds) AS agent_median, \
 percentile_cont(0.9) WITHIN GROUP (ORDER BY agent_response_seconds) AS agent_p90 \
-FROM talkhouse.first_responses WHERE 1 = 1{}",
+FROM {view} WHERE 1 = 1{filter}{}",
         distribution("response_seconds"),
         since_clause("first_customer_at", since)
     )
+}
+
+/// First response per conversation (`talkhouse.first_responses`).
+pub fn first_response(since: Option<NaiveDate>) -> String {
+    response_stats("talkhouse.first_responses", "", since)
 }
 
 /// First response times bucketed by [`RESPONSE_BUCKETS`].
@@ -212,6 +218,71 @@ FROM {}.metrics_by_day_and_first_meaningful_intent WHERE 1 = 1{} \
 GROUP BY first_meaningful_intent ORDER BY n DESC, intent",
         ident(schema),
         since_start_date(since)
+    )
+}
+
+/// `'a', 'b'`: the names as SQL string literals, for `IN (…)`.
+fn literals(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("'{}'", n.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many of the top agents and teams the report lists.
+pub const TOP_WORKERS: usize = 10;
+
+/// Handle time (`talkhouse.sessions.handle_seconds`) of the sessions of `sources`: count, mean,
+/// median and p90, over all (`by_channel` false) or per channel.
+pub fn handle_time(sources: &[String], since: Option<NaiveDate>, by_channel: bool) -> String {
+    let (select, group) = if by_channel {
+        (
+            "COALESCE(channel, 'unknown') AS channel, ",
+            " GROUP BY COALESCE(channel, 'unknown') ORDER BY channel",
+        )
+    } else {
+        ("", "")
+    };
+    format!(
+        "SELECT {select}CAST(COUNT(*) AS BIGINT) AS n, {} FROM talkhouse.sessions \
+WHERE handle_seconds IS NOT NULL AND source IN ({}){}{group}",
+        distribution("handle_seconds"),
+        literals(sources),
+        since_clause("started_at", since)
+    )
+}
+
+/// Sessions of `sources`, and how many the vendor reported itself (contacts).
+pub fn session_count(sources: &[String], since: Option<NaiveDate>) -> String {
+    format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM talkhouse.sessions WHERE source IN ({}){}",
+        literals(sources),
+        since_clause("started_at", since)
+    )
+}
+
+/// Every agent (`column` `agent_id`) or team (`team_id`) of `sources` with the sessions it
+/// worked on (`talkhouse.work`) and its work's median handle time; the report keeps the
+/// [`TOP_WORKERS`] with the most (ranked in Rust, so that no engine's collation breaks ties).
+pub fn top_workers(sources: &[String], since: Option<NaiveDate>, column: &str) -> String {
+    format!(
+        "SELECT {column} AS id, CAST(COUNT(DISTINCT session_id) AS BIGINT) AS contacts, \
+CAST(COUNT(*) AS BIGINT) AS work_sessions, \
+percentile_cont(0.5) WITHIN GROUP (ORDER BY handle_seconds) AS median \
+FROM talkhouse.work WHERE {column} IS NOT NULL AND source IN ({}){} \
+GROUP BY {column}",
+        literals(sources),
+        since_clause("started_at", since)
+    )
+}
+
+/// First response within the sessions of `sources` (`talkhouse.session_first_responses`).
+pub fn session_first_response(sources: &[String], since: Option<NaiveDate>) -> String {
+    response_stats(
+        "talkhouse.session_first_responses",
+        &format!(" AND source IN ({})", literals(sources)),
+        since,
     )
 }
 

@@ -4,8 +4,11 @@
 //! |---|---|---|
 //! | `talkhouse.messages` | message | drops rows with `_deleted_at` (the message's or its conversation's); `channel` falls back to the conversation's |
 //! | `talkhouse.conversations` | conversation | drops deleted rows; `message_count` = the vendor's count where set, else the messages counted; `first_message_at`, `last_message_at`, messages per role; conversations known only from their messages appear too |
-//! | `talkhouse.sessions` | chat session (`session_id`: Gladly chat session, Giosg chat, Ada conversation) | start, end, messages per role |
+//! | `talkhouse.current_ids` | id a merge retired (`model_id_merges`) | `current_id`: the id it goes by now, chains of merges followed (up to [`MERGE_HOPS`] long) |
+//! | `talkhouse.sessions` | session: a contact where the vendor reports them (Gladly), else a chat session from the messages (`session_id`: Gladly chat session, Giosg chat, Ada conversation) | current conversation and customer ids, start, end, messages (the vendor's count where it gives one), messages per role (from messages; NULL for a session the vendor reports), `handle_seconds` (agent work, where the vendor reports it) |
 //! | `talkhouse.first_responses` | conversation with a customer message | first customer message, first agent-or-bot reply strictly after it, first agent reply, both in seconds |
+//! | `talkhouse.work` | agent work session (`model_work`) | current conversation and customer ids; `team_id` where the vendor gives none: the agent's team (the first by id, when the agent is in several) |
+//! | `talkhouse.session_first_responses` | session with a customer message | the same as `first_responses`, within the session: its messages are those carrying its `session_id`, or, for a session the vendor reports, its conversation's messages between its start and end |
 //!
 //! Test traffic (conversations the vendor marks as tests: `is_test`) is left out of every view,
 //! with its messages, unless the source's `include_test` is set in `talkhouse.source_settings`;
@@ -22,8 +25,17 @@ pub fn model_views() -> Vec<(&'static str, String)> {
     vec![
         ("talkhouse.messages", messages()),
         ("talkhouse.conversations", conversations()),
-        ("talkhouse.sessions", SESSIONS.to_owned()),
-        ("talkhouse.first_responses", FIRST_RESPONSES.to_owned()),
+        ("talkhouse.current_ids", current_ids()),
+        ("talkhouse.sessions", sessions()),
+        (
+            "talkhouse.first_responses",
+            first_responses_over("talkhouse.messages", "conversation_id"),
+        ),
+        ("talkhouse.work", work()),
+        (
+            "talkhouse.session_first_responses",
+            first_responses_over(&format!("({})", session_messages()), "session_id"),
+        ),
     ]
 }
 
@@ -84,33 +96,139 @@ WHERE c._deleted_at IS NULL AND NOT {TEST_LEFT_OUT}"
     )
 }
 
-const SESSIONS: &str = "\
-SELECT source, session_id, MIN(conversation_id) AS conversation_id, MIN(channel) AS channel, \
-MIN(sent_at) AS started_at, MAX(sent_at) AS ended_at, \
-CAST(COUNT(*) AS BIGINT) AS message_count, \
-CAST(SUM(CASE WHEN sender_role = 'customer' THEN 1 ELSE 0 END) AS BIGINT) AS customer_messages, \
-CAST(SUM(CASE WHEN sender_role = 'agent' THEN 1 ELSE 0 END) AS BIGINT) AS agent_messages, \
-CAST(SUM(CASE WHEN sender_role = 'bot' THEN 1 ELSE 0 END) AS BIGINT) AS bot_messages \
-FROM talkhouse.messages WHERE session_id IS NOT NULL \
-GROUP BY source, session_id";
+/// The longest chain of merges [`current_ids`] follows (an id merged into one that was merged
+/// again, and so on): each hop is a join, and real chains are a few hops long.
+pub const MERGE_HOPS: usize = 8;
 
-const FIRST_RESPONSES: &str = "\
-SELECT r.source, r.conversation_id, r.first_customer_at, r.first_response_at, \
+/// Every id a merge retired, with the id it goes by now: `old → new → newer …`, followed up to
+/// [`MERGE_HOPS`] merges (a cycle, which no vendor should report, stops there too).
+fn current_ids() -> String {
+    let mut joins = String::new();
+    let mut latest = vec!["m0.new_id".to_owned()];
+    for hop in 1..MERGE_HOPS {
+        let prev = hop - 1;
+        joins.push_str(&format!(
+            " LEFT JOIN talkhouse.model_id_merges m{hop} ON m{hop}.source = m0.source \
+AND m{hop}.entity = m0.entity AND m{hop}.old_id = m{prev}.new_id AND m{hop}._deleted_at IS NULL"
+        ));
+        latest.insert(0, format!("m{hop}.new_id"));
+    }
+    format!(
+        "SELECT m0.source, m0.entity, m0.old_id, COALESCE({}) AS current_id \
+FROM talkhouse.model_id_merges m0{joins} WHERE m0._deleted_at IS NULL",
+        latest.join(", ")
+    )
+}
+
+/// `COALESCE(<alias>.current_id, <column>)`: the current id of `column` (an `entity` id),
+/// joined as `<alias>` by [`current_join`].
+fn current(alias: &str, column: &str) -> String {
+    format!("COALESCE({alias}.current_id, {column})")
+}
+
+/// `LEFT JOIN talkhouse.current_ids <alias>` for the `entity` id in `column` of `row`.
+fn current_join(alias: &str, entity: &str, row: &str, column: &str) -> String {
+    format!(
+        " LEFT JOIN talkhouse.current_ids {alias} ON {alias}.source = {row}.source \
+AND {alias}.entity = '{entity}' AND {alias}.old_id = {row}.{column}"
+    )
+}
+
+/// Joined to messages `m`, `r.source IS NULL` says that `m`'s source reports no sessions itself,
+/// so that its chat sessions come from its messages.
+const NO_REPORTED_SESSIONS: &str = " LEFT JOIN (SELECT DISTINCT source FROM talkhouse.model_sessions \
+WHERE _deleted_at IS NULL) r ON r.source = m.source";
+
+/// Sessions the vendor reports (`model_sessions`), and, for every source that reports none, the
+/// chat sessions its messages carry.
+fn sessions() -> String {
+    format!(
+        "SELECT s.source, s.session_id, {conversation} AS conversation_id, \
+{customer} AS customer_id, s.channel, s.started_at, s.ended_at, \
+CAST(s.message_count AS BIGINT) AS message_count, \
+CAST(NULL AS BIGINT) AS customer_messages, CAST(NULL AS BIGINT) AS agent_messages, \
+CAST(NULL AS BIGINT) AS bot_messages, CAST(s.handle_seconds AS DOUBLE PRECISION) AS handle_seconds \
+FROM talkhouse.model_sessions s{cv}{cu} WHERE s._deleted_at IS NULL \
+UNION ALL \
+SELECT m.source, m.session_id, MIN(m.conversation_id) AS conversation_id, \
+MIN({message_customer}) AS customer_id, MIN(m.channel) AS channel, \
+MIN(m.sent_at) AS started_at, MAX(m.sent_at) AS ended_at, \
+CAST(COUNT(*) AS BIGINT) AS message_count, \
+CAST(SUM(CASE WHEN m.sender_role = 'customer' THEN 1 ELSE 0 END) AS BIGINT) AS customer_messages, \
+CAST(SUM(CASE WHEN m.sender_role = 'agent' THEN 1 ELSE 0 END) AS BIGINT) AS agent_messages, \
+CAST(SUM(CASE WHEN m.sender_role = 'bot' THEN 1 ELSE 0 END) AS BIGINT) AS bot_messages, \
+CAST(NULL AS DOUBLE PRECISION) AS handle_seconds \
+FROM talkhouse.messages m{mu}{NO_REPORTED_SESSIONS} \
+WHERE m.session_id IS NOT NULL AND r.source IS NULL \
+GROUP BY m.source, m.session_id",
+        conversation = current("cv", "s.conversation_id"),
+        customer = current("cu", "s.customer_id"),
+        cv = current_join("cv", "conversation", "s", "conversation_id"),
+        cu = current_join("cu", "customer", "s", "customer_id"),
+        message_customer =
+            format!("CASE WHEN m.sender_role = 'customer' THEN {} END", current("mu", "m.sender_id")),
+        mu = current_join("mu", "customer", "m", "sender_id"),
+    )
+}
+
+/// Agent work sessions with current ids and a team.
+fn work() -> String {
+    format!(
+        "SELECT w.source, w.work_session_id, w.session_id, {conversation} AS conversation_id, \
+{customer} AS customer_id, w.agent_id, COALESCE(w.team_id, agent_team.team_id) AS team_id, \
+w.started_at, w.ended_at, CAST(w.handle_seconds AS DOUBLE PRECISION) AS handle_seconds \
+FROM talkhouse.model_work w{cv}{cu} \
+LEFT JOIN (SELECT a.source, a.agent_id, MIN(t.team_id) AS team_id \
+FROM (SELECT DISTINCT source, agent_id FROM talkhouse.model_work) a \
+JOIN talkhouse.model_teams t ON t.source = a.source \
+AND t.agent_ids LIKE '%,' || a.agent_id || ',%' AND t._deleted_at IS NULL \
+GROUP BY a.source, a.agent_id) agent_team \
+ON agent_team.source = w.source AND agent_team.agent_id = w.agent_id \
+WHERE w._deleted_at IS NULL",
+        conversation = current("cv", "w.conversation_id"),
+        customer = current("cu", "w.customer_id"),
+        cv = current_join("cv", "conversation", "w", "conversation_id"),
+        cu = current_join("cu", "customer", "w", "customer_id"),
+    )
+}
+
+/// The messages of each session: those carrying its `session_id` (chat sessions), and, for a
+/// session the vendor reports, its conversation's messages from its start to its end.
+fn session_messages() -> String {
+    format!(
+        "SELECT m.source, m.session_id, m.sender_role, m.sent_at \
+FROM talkhouse.messages m{NO_REPORTED_SESSIONS} \
+WHERE m.session_id IS NOT NULL AND m.sent_at IS NOT NULL AND r.source IS NULL \
+UNION ALL \
+SELECT s.source, s.session_id, m.sender_role, m.sent_at FROM talkhouse.sessions s \
+JOIN talkhouse.messages m ON m.source = s.source AND m.conversation_id = s.conversation_id \
+AND m.sent_at >= s.started_at AND (s.ended_at IS NULL OR m.sent_at <= s.ended_at) \
+WHERE s.customer_messages IS NULL"
+    )
+}
+
+/// First responses per `key` (`conversation_id` or `session_id`) over `messages` (a relation
+/// with `source`, the key, `sender_role` and `sent_at`): the first customer message, the first
+/// agent-or-bot reply strictly after it and the first agent reply, with both waits in seconds.
+fn first_responses_over(messages: &str, key: &str) -> String {
+    format!(
+        "SELECT r.source, r.{key}, r.first_customer_at, r.first_response_at, \
 r.first_agent_response_at, \
 CAST(EXTRACT(EPOCH FROM r.first_response_at) - EXTRACT(EPOCH FROM r.first_customer_at) AS DOUBLE PRECISION) \
 AS response_seconds, \
 CAST(EXTRACT(EPOCH FROM r.first_agent_response_at) - EXTRACT(EPOCH FROM r.first_customer_at) AS DOUBLE PRECISION) \
 AS agent_response_seconds \
 FROM (\
-SELECT f.source, f.conversation_id, f.first_customer_at, \
+SELECT f.source, f.{key}, f.first_customer_at, \
 MIN(m.sent_at) AS first_response_at, \
 MIN(CASE WHEN m.sender_role = 'agent' THEN m.sent_at END) AS first_agent_response_at \
-FROM (SELECT source, conversation_id, MIN(sent_at) AS first_customer_at FROM talkhouse.messages \
-WHERE sender_role = 'customer' AND sent_at IS NOT NULL GROUP BY source, conversation_id) f \
-LEFT JOIN talkhouse.messages m \
-ON m.source = f.source AND m.conversation_id = f.conversation_id \
+FROM (SELECT c.source, c.{key}, MIN(c.sent_at) AS first_customer_at FROM {messages} c \
+WHERE c.sender_role = 'customer' AND c.sent_at IS NOT NULL GROUP BY c.source, c.{key}) f \
+LEFT JOIN {messages} m ON m.source = f.source AND m.{key} = f.{key} \
 AND m.sender_role IN ('agent', 'bot') AND m.sent_at > f.first_customer_at \
-GROUP BY f.source, f.conversation_id, f.first_customer_at) r";
+GROUP BY f.source, f.{key}, f.first_customer_at) r"
+    )
+}
 
 #[cfg(test)]
 mod tests {
@@ -124,8 +242,11 @@ mod tests {
             [
                 "talkhouse.messages",
                 "talkhouse.conversations",
+                "talkhouse.current_ids",
                 "talkhouse.sessions",
-                "talkhouse.first_responses"
+                "talkhouse.first_responses",
+                "talkhouse.work",
+                "talkhouse.session_first_responses"
             ]
         );
         for stmt in model_view_statements() {

@@ -6,7 +6,9 @@
 //! * DuckDB: the embedded destination, in memory; same SQL, same checks.
 //!
 //! Both read Ada's and Ultimate's metrics through the connectors' own views (the SQL that a sync
-//! creates), and leave test conversations out, as the reference does.
+//! creates), and leave test conversations out, as the reference does. A second source of vendor
+//! `gladly` reports contacts, agent work, teams and merges (`support::work`): its sessions,
+//! work, handle time, top agents and teams and first response per contact are checked too.
 //!
 //! Without a PostgreSQL server its test skips, saying so, except under `CI=true`.
 
@@ -48,16 +50,19 @@ async fn run(engine: &dyn Engine) {
     }
     // Row-level checks of the views.
     support::check_views(engine.dest(), &data).await;
+    support::work::check_views(engine.dest(), &data.work).await;
     // The report, whole and with --since.
     let report = talkhouse_analytics::report(engine.dest(), None)
         .await
         .unwrap();
     check_report(&report, &data, None);
+    support::work::check_report(&report, &data.visible_messages(), &data.work, None);
     let since = data.since_day();
     let report = talkhouse_analytics::report(engine.dest(), Some(since))
         .await
         .unwrap();
     check_report(&report, &data, Some(since));
+    support::work::check_report(&report, &data.visible_messages(), &data.work, Some(since));
     // Renders without panicking and carries the figures.
     let html = report.to_html();
     assert!(html.contains("<svg") && html.contains("</html>"));
@@ -74,6 +79,7 @@ async fn run(engine: &dyn Engine) {
         "sentiment",
         "ultimate",
         "ada",
+        "gladly",
     ] {
         assert!(json.get(key).is_some(), "missing key {key}");
     }

@@ -87,8 +87,9 @@ fn secrets_never_reach_the_output() {
 #[test]
 fn demo_fills_every_vendor_schema_then_status_and_report_read_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let o = talkhouse(dir.path(), &["demo", "--scale", "0.05"]);
-    let (out, err) = text(&o);
+    let demo = talkhouse(dir.path(), &["demo", "--scale", "0.05"]);
+    let o = &demo;
+    let (out, err) = text(o);
     assert!(
         o.status.success(),
         "demo failed\nstdout:\n{out}\nstderr:\n{err}"
@@ -161,6 +162,17 @@ fn demo_fills_every_vendor_schema_then_status_and_report_read_it() {
         report["conversations"]["total"].as_i64().unwrap_or(0) > 0,
         "{report}"
     );
+    // Gladly's contacts and agent work, from its reports: handle time, top agents and teams,
+    // first response per contact, and the demo's own output shows handle time.
+    let g = &report["gladly"];
+    assert!(g["contacts"].as_u64().unwrap_or(0) > 0, "{g}");
+    assert!(g["handle_seconds"]["median"].as_f64().unwrap_or(0.0) > 0.0, "{g}");
+    for list in ["top_agents", "top_teams"] {
+        assert!(!g[list].as_array().is_none_or(Vec::is_empty), "{list}: {g}");
+    }
+    assert!(g["contact_first_response_seconds"]["contacts"].as_u64().unwrap_or(0) > 0, "{g}");
+    let (demo_out, _) = text(&demo);
+    assert!(demo_out.contains("handle time median"), "{demo_out}");
     // One number per metric: Ultimate's bot-handled and escalation rates are the same figure
     // on the cross-vendor line and in Ultimate's own block.
     let by_source = &report["escalation"]["by_source"]["ultimate"];

@@ -30,6 +30,8 @@ pub const SOURCE_SETTINGS: TableRef = TableRef::model("source_settings");
 pub const SESSIONS: TableRef = TableRef::model("model_sessions");
 /// `talkhouse.model_work`: one row per agent work session (Gladly's work sessions report).
 pub const WORK: TableRef = TableRef::model("model_work");
+/// `talkhouse.model_teams`: one row per team, with the agents in it.
+pub const TEAMS: TableRef = TableRef::model("model_teams");
 /// `talkhouse.model_id_merges`: one row per vendor id that a merge retired, `old_id → new_id`
 /// for an `entity` (`customer` or `conversation`). The views follow chains of them, so every
 /// model row names the current customer and conversation.
@@ -122,6 +124,18 @@ pub fn tables() -> Vec<TableSpec> {
                 Column::new("handle_seconds", T::Float),
             ],
             &["source", "work_session_id"],
+        ),
+        TableSpec::new(
+            TEAMS,
+            vec![
+                Column::new("source", T::Text),
+                Column::new("team_id", T::Text),
+                Column::new("name", T::Text),
+                // The team's agent ids between commas (`,a1,a2,`): any engine matches an agent
+                // with `LIKE '%,' || agent_id || ',%'`. An agent may be in several teams.
+                Column::new("agent_ids", T::Text),
+            ],
+            &["source", "team_id"],
         ),
         TableSpec::new(
             ID_MERGES,

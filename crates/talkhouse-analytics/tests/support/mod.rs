@@ -4,6 +4,7 @@
 
 pub mod duck;
 pub mod pg;
+pub mod work;
 
 /// The emulator's message text (en/fi/de/es, three tones), included directly so these tests do
 /// not build the whole emulator.
@@ -140,6 +141,8 @@ pub struct Dataset {
     pub msgs: Vec<Msg>,
     pub ada: Vec<AdaConv>,
     pub ult: Vec<UltConv>,
+    /// Contacts, work, teams and merges of [`work::SOURCE`].
+    pub work: work::WorkData,
 }
 
 fn lit(s: &str) -> String {
@@ -176,12 +179,16 @@ impl Dataset {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut d = Dataset::default();
         let base = Utc.timestamp_opt(DAY0, 0).single().unwrap();
-        let channels: [&[&'static str]; 3] = [
+        let channels: [&[&'static str]; 4] = [
             &["chat", "email", "sms", "voice"],
             &["chat"],
             &["chat", "messaging"],
+            &["chat", "email", "voice"],
         ];
-        for (si, source) in ["gladly", "giosg", "ada"].into_iter().enumerate() {
+        for (si, source) in ["gladly", "giosg", "ada", work::SOURCE]
+            .into_iter()
+            .enumerate()
+        {
             for i in 0..n {
                 let id = format!("{source}-c{i}");
                 let started = base + Duration::seconds(rng.random_range(0..10 * 86_400));
@@ -212,7 +219,7 @@ impl Dataset {
                 let mut t = started;
                 let k = rng.random_range(0..9);
                 let session = (channel == "chat").then(|| {
-                    if source == "gladly" {
+                    if source == "gladly" || source == work::SOURCE {
                         format!("{id}-s{}", rng.random_range(0..2))
                     } else {
                         id.clone()
@@ -258,6 +265,7 @@ impl Dataset {
                 d.convs.push(conv);
             }
         }
+        d.work = work::WorkData::generate(&mut rng, &d.convs, base);
         // Ultimate: vendor counts, no messages.
         let statuses = [
             Some("botHandled"),
@@ -368,7 +376,8 @@ sender_role TEXT, sender_id TEXT, channel TEXT, sent_at {ts_type}, body TEXT, la
                 "CREATE TABLE talkhouse.source_settings (source TEXT PRIMARY KEY, vendor TEXT, include_test BOOLEAN, {book})"
             ),
             "INSERT INTO talkhouse.source_settings (source, vendor, include_test) VALUES \
-('gladly', 'gladly', false), ('giosg', 'giosg', false), ('ada', 'ada', false), ('ultimate', 'ultimate', false)"
+('gladly', 'gladly', false), ('giosg', 'giosg', false), ('ada', 'ada', false), ('ultimate', 'ultimate', false), \
+('helpdesk', 'gladly', false)"
                 .to_owned(),
             format!(
                 "CREATE TABLE ada.conversations (id TEXT PRIMARY KEY, date_created {ts_type}, is_engaged BOOLEAN, \
@@ -385,6 +394,7 @@ bot_messages_count BIGINT, visitor_messages_count BIGINT, not_understood_message
 intent_timestamp {ts_type}, not_meaningful BOOLEAN, {book})"
             ),
         ];
+        out.extend(self.work.statements(ts_type, &book));
         let mut rows = Vec::new();
         for c in self.convs.iter().filter(|c| c.in_model) {
             rows.push(format!(
@@ -731,22 +741,8 @@ pub fn check_report(r: &Report, data: &Dataset, since: Option<NaiveDate>) {
     // Messages per conversation and per session.
     let values: Vec<f64> = convs.iter().map(|c| c.message_count as f64).collect();
     close_dist(&r.messages.per_conversation, &values, "per_conversation");
-    let mut sessions: BTreeMap<(&str, &str), (u64, Option<DateTime<Utc>>)> = BTreeMap::new();
-    for (m, _) in data.visible_messages() {
-        if let Some(s) = m.session_id.as_deref() {
-            let e = sessions.entry((m.source, s)).or_default();
-            e.0 += 1;
-            e.1 = match (e.1, m.sent_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
-    }
-    let values: Vec<f64> = sessions
-        .values()
-        .filter(|(_, start)| since_ok(*start, since))
-        .map(|(n, _)| *n as f64)
-        .collect();
+    // Sessions: the chat sessions of sources that report none, and the contacts of one that does.
+    let values = work::session_sizes(&data.visible_messages(), &data.work, since);
     assert_eq!(
         r.messages.per_session.sessions,
         values.len() as u64,
@@ -879,7 +875,7 @@ pub fn check_report(r: &Report, data: &Dataset, since: Option<NaiveDate>) {
         rate(bh, bk.len() as u64),
         "bot_handled_rate",
     );
-    for source in ["gladly", "giosg", "ada"] {
+    for source in ["gladly", "giosg", "ada", work::SOURCE] {
         let cs: Vec<f64> = convs
             .iter()
             .filter(|c| c.source == source)

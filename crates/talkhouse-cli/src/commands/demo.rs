@@ -17,8 +17,9 @@ pub struct Args {
     /// requests/s above all), which the emulators keep.
     #[arg(long, default_value_t = 0.1)]
     scale: f64,
-    /// Days of history to read where a connector back-fills by day (Ultimate: one request per
-    /// bot per day at 2 requests/s).
+    /// Days of history to read where a connector back-fills by day: Ultimate's daily exports
+    /// (one request per bot per day at 2 requests/s) and Gladly's reports (contacts, work
+    /// sessions: handle time).
     #[arg(long, default_value_t = 14)]
     days: u32,
     /// Seed of the generated data.

@@ -919,6 +919,16 @@ pub fn truth(w: &World, now: DateTime<Utc>) -> GroundTruth {
     tables.insert("contacts".to_owned(), contacts);
     tables.insert("work_sessions".to_owned(), work_sessions);
     tables.insert("conversation_report".to_owned(), conversation_report);
+    // A contact is a session of the model, a work session with an agent agent work.
+    let work = reports::work_truth(w, now);
+    tables.insert("model_sessions".to_owned(), contacts);
+    tables.insert(
+        "model_work".to_owned(),
+        work["work_sessions_by_agent"]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum()),
+    );
+    tables.insert("model_teams".to_owned(), u64::from(w.teams));
     tables.insert("model_conversations".to_owned(), live_conversations);
     tables.insert(
         "model_messages".to_owned(),
@@ -945,6 +955,7 @@ pub fn truth(w: &World, now: DateTime<Utc>) -> GroundTruth {
             "inbox_move_at": World::ts(w.inbox_move_at(), 3),
             "long_conversation": w.id(kind::CONVERSATION, s(world::special::LONG), 0),
             "all_types_conversation": w.id(kind::CONVERSATION, s(world::special::ALL_TYPES), 0),
+            "work": work,
         }),
     }
 }

@@ -612,6 +612,37 @@ pub fn truth_counts(w: &World, now: DateTime<Utc>) -> (u64, u64, u64, u64) {
     (contacts, sessions, conversations, malformed)
 }
 
+/// What a connector's model holds of the reports after reading every day to `now`: the
+/// contacts (sessions), the sum of their handle times (agents' time plus after-contact work, as
+/// the contact report gives both), and the agent work sessions per agent id.
+pub fn work_truth(w: &World, now: DateTime<Utc>) -> Value {
+    let all = all_conversations(w, now);
+    let mut handle_sum = 0.0f64;
+    let mut timed = 0u64;
+    let mut per_agent: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for c in &all {
+        if ended(c, now).is_none() {
+            continue;
+        }
+        // The same tenths of seconds `contact_line` writes, read back as decimals.
+        let handle = 600 + mix(&[w.seed, c.key, 1]) % 9000;
+        handle_sum += secs(handle).parse::<f64>().unwrap_or(0.0)
+            + secs(handle / 7).parse::<f64>().unwrap_or(0.0);
+        timed += 1;
+        for agent in session_agents(w, c).into_iter().flatten() {
+            *per_agent
+                .entry(w.id(kind::AGENT, u64::from(agent), 0))
+                .or_default() += 1;
+        }
+    }
+    json!({
+        "contacts": all.len(),
+        "timed_contacts": timed,
+        "handle_seconds_sum": handle_sum,
+        "work_sessions_by_agent": per_agent,
+    })
+}
+
 /// One report request, as the log keeps it.
 #[derive(Debug, Clone)]
 struct Logged {

@@ -334,7 +334,12 @@ impl GladlySource {
                 }
             };
             match row {
-                Ok(r) => em.emit(Event::Records(vec![r])).await?,
+                Ok(r) => {
+                    // A team is also a team of the model.
+                    let model = super::model_rows::model_rows_of(&r);
+                    em.emit(Event::Records(std::iter::once(r).chain(model).collect()))
+                        .await?;
+                }
                 Err(e) => em.emit(quarantine(&path, e, raw.as_bytes())).await?,
             }
         }

@@ -22,7 +22,10 @@
 //!   `contact_session_id` and `agent_id`, `""` where no agent handled the contact) and `conversation_report`
 //!   (`ConversationExportReport` → `gladly.conversation_report`, key `conversation_id`):
 //!   typed columns named after the headers (snake_case) plus `_raw`. `reports` picks them
-//!   (default all three). They run after `export`, beside the enrichment streams.
+//!   (default all three). They run after `export`, beside the enrichment streams. A contact is
+//!   also a session of the model (`talkhouse.model_sessions`, with its handle time), a work
+//!   session with an agent is agent work (`talkhouse.model_work`), and a team lists its agents
+//!   in `talkhouse.model_teams` (see `model_rows.rs`).
 //! * Webhooks ([`Source::verify_push`] / [`Source::process_push`]): the item a
 //!   `CONTACT/MESSAGE_*` names, the conversation and its item list for `CONVERSATION*` events,
 //!   merges for `CUSTOMER/MERGED`, the profile for `CUSTOMER_PROFILE/*`.
@@ -92,6 +95,7 @@ mod folder;
 mod generator;
 pub mod inputs;
 mod lines;
+mod model_rows;
 mod push;
 mod records;
 mod report_csv;

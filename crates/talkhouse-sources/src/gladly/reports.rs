@@ -35,6 +35,7 @@ use talkhouse_model::{Event, SourceError, StreamContext};
 
 use super::config::GladlyConfig;
 use super::generator::Emitter;
+use super::model_rows;
 use super::report_csv::{self, ReportShape};
 use super::source::{GladlySource, VENDOR, parse_state, to_json};
 use super::tables;
@@ -415,7 +416,10 @@ impl GladlySource {
                 "report read"
             );
             for row in parsed.rows {
-                em.emit(Event::Records(vec![row])).await?;
+                // A contact is also a session of the model, a work session agent work.
+                let model = model_rows::model_rows_of(&row);
+                em.emit(Event::Records(std::iter::once(row).chain(model).collect()))
+                    .await?;
             }
             // Quarantined records go with the cursor that covers them, so that a window is
             // never quarantined twice.

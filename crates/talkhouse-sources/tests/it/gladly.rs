@@ -172,6 +172,7 @@ async fn full_sync_equals_ground_truth_table_by_table() {
     assert_eq!(memberships.len(), agents.len(), "every agent is in a team");
     assert_eq!(memberships.values().filter(|n| **n == 2).count(), 1);
     assert_reports_as_gladly_keeps_them(&env, &dest);
+    assert_model_has_the_contacts_and_work(&env, &dest);
     // A re-run with nothing new writes nothing.
     let commits_before = dest.snapshot();
     let report = sync(&env.source(""), &dest, &SyncOptions::default()).await;
@@ -874,6 +875,43 @@ fn assert_reports_as_gladly_keeps_them(env: &Env, dest: &MemoryDestination) {
         let state = dest.state("gladly", stream).expect("a report cursor");
         assert!(state.get("last_day").is_some(), "{stream}: {state}");
         assert!(state.get("warnings").is_none(), "{stream}: {state}");
+    }
+}
+
+/// Contacts are sessions of the model with the contact report's handle time (agents' time plus
+/// after-contact work), work sessions with an agent are agent work, per agent as the emulator
+/// assigned them, and teams list their agents between commas.
+fn assert_model_has_the_contacts_and_work(env: &Env, dest: &MemoryDestination) {
+    let truth = env.truth();
+    let work = &truth.extra["work"];
+    let sessions = dest.rows("talkhouse", "model_sessions");
+    let handles: Vec<f64> = sessions
+        .iter()
+        .filter_map(|r| match r.cells.get("handle_seconds") {
+            Some(Cell::Float(f)) => Some(*f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(Some(handles.len() as u64), work["timed_contacts"].as_u64());
+    let sum: f64 = handles.iter().sum();
+    let want = work["handle_seconds_sum"].as_f64().expect("a sum");
+    assert!((sum - want).abs() < 1e-6 * want, "handle time {sum} vs {want}");
+    assert!(sessions.iter().all(|r| matches!(
+        r.cells.get("channel"),
+        Some(Cell::Text(c)) if talkhouse_model::model::CHANNELS.contains(&c.as_str())
+    )));
+    let mut per_agent: BTreeMap<String, u64> = BTreeMap::new();
+    for r in dest.rows("talkhouse", "model_work") {
+        let agent = text(r.cells.get("agent_id")).expect("work has an agent");
+        *per_agent.entry(agent.to_owned()).or_default() += 1;
+        assert!(matches!(r.cells.get("handle_seconds"), Some(Cell::Float(_))));
+    }
+    let want: BTreeMap<String, u64> =
+        serde_json::from_value(work["work_sessions_by_agent"].clone()).expect("a map");
+    assert_eq!(per_agent, want, "work sessions per agent");
+    for team in dest.rows("talkhouse", "model_teams") {
+        let ids = text(team.cells.get("agent_ids")).expect("agent ids");
+        assert!(ids.is_empty() || (ids.starts_with(',') && ids.ends_with(',')), "{ids}");
     }
 }
 
