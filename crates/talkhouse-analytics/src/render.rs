@@ -268,7 +268,7 @@ impl Report {
                 let _ = writeln!(
                     o,
                     "    {:<22} {:>6} contacts  handle time median {}",
-                    w.id,
+                    w.name.as_deref().unwrap_or(&w.id),
                     w.contacts,
                     secs(w.handle_seconds_median)
                 );

@@ -314,6 +314,8 @@ pub struct HandleTime {
 pub struct WorkerStat {
     /// The agent's or team's id.
     pub id: String,
+    /// The team's name (`null` for agents).
+    pub name: Option<String>,
     /// Contacts (sessions) it worked on.
     pub contacts: u64,
     /// Its work sessions.
@@ -582,6 +584,7 @@ fn workers(rows: &[QueryRow]) -> Vec<WorkerStat> {
         .filter_map(|r| {
             Some(WorkerStat {
                 id: text(r, "id")?,
+                name: text(r, "name"),
                 contacts: count(r, "contacts"),
                 work_sessions: count(r, "work_sessions"),
                 handle_seconds_median: num(r, "median"),

@@ -262,18 +262,27 @@ pub fn session_count(sources: &[String], since: Option<NaiveDate>) -> String {
     )
 }
 
-/// Every agent (`column` `agent_id`) or team (`team_id`) of `sources` with the sessions it
-/// worked on (`talkhouse.work`) and its work's median handle time; the report keeps the
-/// [`TOP_WORKERS`] with the most (ranked in Rust, so that no engine's collation breaks ties).
+/// Every agent (`column` `agent_id`) or team (`team_id`, with its name) of `sources` with the
+/// sessions it worked on (`talkhouse.work`) and its work's median handle time; the report keeps
+/// the [`TOP_WORKERS`] with the most (ranked in Rust, so that no engine's collation breaks ties).
 pub fn top_workers(sources: &[String], since: Option<NaiveDate>, column: &str) -> String {
+    let (name, join) = if column == "team_id" {
+        (
+            "MIN(t.name)",
+            " LEFT JOIN talkhouse.model_teams t ON t.source = w.source AND t.team_id = w.team_id",
+        )
+    } else {
+        ("CAST(NULL AS VARCHAR)", "")
+    };
     format!(
-        "SELECT {column} AS id, CAST(COUNT(DISTINCT session_id) AS BIGINT) AS contacts, \
+        "SELECT w.{column} AS id, {name} AS name, \
+CAST(COUNT(DISTINCT w.session_id) AS BIGINT) AS contacts, \
 CAST(COUNT(*) AS BIGINT) AS work_sessions, \
-percentile_cont(0.5) WITHIN GROUP (ORDER BY handle_seconds) AS median \
-FROM talkhouse.work WHERE {column} IS NOT NULL AND source IN ({}){} \
-GROUP BY {column}",
+percentile_cont(0.5) WITHIN GROUP (ORDER BY w.handle_seconds) AS median \
+FROM talkhouse.work w{join} WHERE w.{column} IS NOT NULL AND w.source IN ({}){} \
+GROUP BY w.{column}",
         literals(sources),
-        since_clause("started_at", since)
+        since_clause("w.started_at", since)
     )
 }
 

@@ -456,6 +456,7 @@ pub fn check_report(
         let mut out: Vec<WorkerStat> = groups
             .into_iter()
             .map(|(id, (sessions, n, handles))| WorkerStat {
+                name: None,
                 id,
                 contacts: sessions.len() as u64,
                 work_sessions: n,
