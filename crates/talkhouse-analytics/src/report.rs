@@ -12,7 +12,8 @@
 //! * Counts are integers; rates are fractions in [0, 1]; a rate or statistic with nothing to
 //!   divide by is `null`.
 //! * `messages.per_conversation` covers every conversation (the vendor's count where it gives
-//!   one); `per_session` covers chat sessions (`talkhouse.sessions`).
+//!   one); `per_session` covers sessions (`talkhouse.sessions`: Gladly's contacts with the
+//!   vendor's message count, chat sessions from their messages elsewhere).
 //! * `first_response_seconds`: first agent-or-bot message strictly after the first customer
 //!   message, over conversations that got one; `agent_*` counts agents only.
 //! * `sentiment.by_channel` / `by_source`: mean score of **customer** messages that have a
@@ -136,7 +137,7 @@ pub struct Messages {
     pub by_day: Vec<DayCount>,
     /// Messages per conversation.
     pub per_conversation: Distribution,
-    /// Messages per chat session.
+    /// Messages per session.
     pub per_session: SessionStats,
 }
 
