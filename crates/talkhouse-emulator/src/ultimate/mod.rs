@@ -67,7 +67,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::routing::{get, post};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::rate::Bucket;
 use crate::server::VendorApp;
