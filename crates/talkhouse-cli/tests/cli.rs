@@ -315,3 +315,99 @@ async fn test_traffic_is_left_out_until_include_test() {
         r.stop().await;
     }
 }
+
+/// `purge` finds a Gladly customer under every id merges gave them (the merge chains are the
+/// Gladly source's knowledge, not the CLI's), their conversations with them, the retired
+/// conversation ids and the model's id history included, and leaves everyone else.
+#[tokio::test(flavor = "multi_thread")]
+async fn purge_finds_a_merged_gladly_customer_under_every_id() {
+    use talkhouse_destinations::duckdb::DuckDbDestination;
+    use talkhouse_model::Destination;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = EmulatorOptions::new(11, 0.05);
+    let gladly = talkhouse_emulator::start(Vendor::Gladly, &opts, 0)
+        .await
+        .expect("emulator starts");
+    let truth: Value = reqwest::get(format!("{}/_emulator/truth", gladly.base_url))
+        .await
+        .expect("truth")
+        .json()
+        .await
+        .expect("truth is JSON");
+    let path = dir.path().join("w.duckdb");
+    let duck = format!("kind = \"duckdb\"\npath = {:?}", path.display().to_string());
+    support::sync(dir.path(), "w", &duck, &support::sources_toml([&gladly]));
+    let config = dir.path().join("w.toml");
+    let merged = truth["extra"]["merged_customers"]
+        .as_object()
+        .expect("merged customers");
+    assert_eq!(merged.len(), 2);
+    let mut ids: Vec<String> = Vec::new();
+    for (old, new) in merged {
+        let new = new.as_str().expect("an id");
+        // Purging the survivor's id erases the old one too.
+        let o = talkhouse(
+            dir.path(),
+            &[
+                "purge",
+                "--customer",
+                new,
+                "--config",
+                &config.display().to_string(),
+            ],
+        );
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{out}\n{err}");
+        assert!(out.contains(old.as_str()), "{out}");
+        ids.push(old.clone());
+        ids.push(new.to_owned());
+    }
+    let dest = DuckDbDestination::open(&path).expect("warehouse");
+    let list = |values: &[String]| {
+        values
+            .iter()
+            .map(|v| format!("'{v}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let conversations: Vec<String> = truth["extra"]["merged_conversations"]
+        .as_object()
+        .expect("merged conversations")
+        .iter()
+        .flat_map(|(old, new)| [old.clone(), new.as_str().unwrap_or("").to_owned()])
+        .collect();
+    let count = |sql: String| {
+        let dest = &dest;
+        async move {
+            dest.query(&sql).await.expect("query")[0]["n"]
+                .as_u64()
+                .unwrap_or(u64::MAX)
+        }
+    };
+    for (table, column, values) in [
+        ("gladly.customers", "id", &ids),
+        ("gladly.conversation_items", "customer_id", &ids),
+        ("gladly.customer_merges", "old_id", &ids),
+        ("gladly.customer_merges", "new_id", &ids),
+        ("gladly.conversation_merges", "old_id", &conversations),
+        ("gladly.conversation_merges", "new_id", &conversations),
+        ("talkhouse.model_id_merges", "old_id", &ids),
+        ("talkhouse.model_id_merges", "old_id", &conversations),
+        (
+            "talkhouse.model_messages",
+            "conversation_id",
+            &conversations,
+        ),
+    ] {
+        let n = count(format!(
+            "SELECT count(*) AS n FROM {table} WHERE {column} IN ({})",
+            list(values)
+        ))
+        .await;
+        assert_eq!(n, 0, "{table}.{column} after purge");
+    }
+    let left = count("SELECT count(*) AS n FROM gladly.conversation_items".into()).await;
+    assert!(left > 0, "other customers stay");
+    gladly.stop().await;
+}

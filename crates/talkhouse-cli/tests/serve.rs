@@ -277,6 +277,17 @@ async fn webhooks_and_triggers_through_serve() {
         "{} named items neither landed nor were quarantined: {missing:?}; quarantine: {quarantined:?}",
         missing.len()
     );
+    // Every merge a webhook brought has its row in the model's id history, written with it.
+    let n = |sql: &'static str| {
+        let dest = &dest;
+        async move { dest.query(sql).await.unwrap()[0]["n"].as_u64().unwrap() }
+    };
+    let vendor_merges = n("SELECT count(*) AS n FROM gladly.customer_merges").await
+        + n("SELECT count(*) AS n FROM gladly.conversation_merges").await;
+    assert_eq!(
+        n("SELECT count(*) AS n FROM talkhouse.model_id_merges WHERE source = 'gladly'").await,
+        vendor_merges
+    );
     let chats = dest
         .query(&format!(
             "SELECT count(*) AS n FROM giosg.chats WHERE id = '{chat}'"

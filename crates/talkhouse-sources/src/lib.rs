@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use talkhouse_model::Source;
+use talkhouse_model::{Destination, DestinationError, Source};
 
 pub mod ada;
 pub mod giosg;
@@ -100,4 +100,21 @@ pub fn all_vendors() -> [VendorEntry; 4] {
 /// The entry for a vendor name.
 pub fn vendor(name: &str) -> Option<VendorEntry> {
     all_vendors().into_iter().find(|v| v.vendor == name)
+}
+
+/// Every id one customer of `source` had or has, `customer` first, for `talkhouse purge`:
+/// where the vendor merges customers ([`Source::customer_id_history`]; Gladly), the merge
+/// chains in the warehouse are followed both ways (`gladly/merges.rs`).
+///
+/// # Errors
+/// When the destination cannot run the queries.
+pub async fn customer_ids(
+    source: &dyn Source,
+    dest: &dyn Destination,
+    customer: &str,
+) -> Result<Vec<String>, DestinationError> {
+    match source.customer_id_history() {
+        Some(history) => gladly::follow_id_history(dest, source.name(), history, customer).await,
+        None => Ok(vec![customer.to_owned()]),
+    }
 }

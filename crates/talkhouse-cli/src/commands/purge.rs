@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::Utc;
-use talkhouse_destinations::{quote_ident, quote_literal};
+use talkhouse_destinations::quote_literal;
 use talkhouse_model::{Cell, Commit, EraseMode, Erasure, TableRef, model};
 
 use crate::config::Config;
@@ -12,7 +12,8 @@ use crate::config::Config;
 /// Delete one person's data everywhere (GDPR/CCPA erasure): every row of every table that
 /// identifies the customer, and their conversations whole (the agents' and bots' replies in
 /// them included), in every configured source (or those named) and in the cross-vendor
-/// model. Merge chains are followed both ways where the vendor merges customers (Gladly). Prints what it removed, per table.
+/// model. Where the source keeps the customer ids merges retired, every id of the person is
+/// erased (`talkhouse_sources::customer_ids`). Prints what it removed, per table.
 ///
 /// Ultimate's exports carry no customer id, so its rows cannot be found by customer. The
 /// rows go from the warehouse; ask the vendor to erase its own copy.
@@ -43,35 +44,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let load_id = talkhouse_sync::new_load_id();
     for source in &sources {
         let schema = source.name();
-        // Ids merged into (or out of) this customer, where the vendor keeps merges: the chains
-        // are followed both ways (A → B → C), until no new id turns up.
-        let mut ids = vec![args.customer.clone()];
-        if let Some(history) = source.customer_id_history() {
-            let table = format!(
-                "{}.{}",
-                quote_ident(history.table.schema(schema)),
-                quote_ident(history.table.name)
-            );
-            let (old, new) = (quote_ident(history.old), quote_ident(history.new));
-            let mut frontier = ids.clone();
-            while let Some(id) = frontier.pop() {
-                let lit = quote_literal(&id);
-                let rows = dest
-                    .query(&format!(
-                        "SELECT {old} AS id FROM {table} WHERE {new} = {lit} \
-                         UNION SELECT {new} AS id FROM {table} WHERE {old} = {lit}"
-                    ))
-                    .await?;
-                for r in &rows {
-                    if let Some(other) = r.get("id").and_then(|v| v.as_str())
-                        && !ids.iter().any(|known| known == other)
-                    {
-                        ids.push(other.to_owned());
-                        frontier.push(other.to_owned());
-                    }
-                }
-            }
-        }
+        // Every id the person had or has in this source (merge chains, where the vendor keeps
+        // them).
+        let ids = talkhouse_sources::customer_ids(&**source, &*dest, &args.customer).await?;
         let columns = source.customer_columns();
         if columns.is_empty() {
             continue;

@@ -17,6 +17,9 @@
 //!   `GET /teams[/{id}]` (`{id, name, description, agentIds}`; one agent in two teams),
 //!   `GET /organization` (`{id, loginDomain, name, timezone, gladlyUrl}`).
 //! * `POST /reports`: contact, work-session and conversation reports as CSV, see [`reports`].
+//! * `GET /events` (`startAt` required and at most 24 hours old, `endAt` at most now, repeated
+//!   `entities`; 400 otherwise): the webhook events of [`webhooks`] in `[startAt, endAt)` as
+//!   JSON lines (`application/x-jsonlines`), oldest first.
 //! * Per-organisation buckets of 10 requests/s per HTTP method. With
 //!   `EmulatorOptions::strict_rate_limits` a request past the limit gets 429 with
 //!   `Ratelimit-Limit-Second` and `Ratelimit-Remaining-Second` (the headers come on every answer).
@@ -30,11 +33,12 @@
 //! # Data and quirks
 //! See [`world`]: a time grid of regular conversations over the 30 days before the start clock
 //! (and on, as the clock advances), plus special conversations for the data-model rules:
-//! a customer merge (301), an OPEN→OPEN merge (the loser's id 404s, its items move to the
-//! survivor under new ids), a GDPR deletion (404), an inbox change after the start day, a
-//! topic renamed and re-parented, two topics named "Other", a conversation of 1,100 items,
-//! one of every content type (plus the unknown `VIDEO_CALL`). Job files, by day offset from
-//! the start day modulo 7: a blank and a malformed line (−2), no `agents.jsonl` (−3), an empty
+//! a customer merge (301; its conversation keeps its id), an OPEN→OPEN merge (the loser's
+//! conversation id 404s for good, its items move to the survivor under new item ids; the
+//! `CUSTOMER/MERGED` event names both conversations), a GDPR deletion (404), an inbox change
+//! after the start day, a topic renamed and re-parented, two topics named "Other", a
+//! conversation of 1,100 items, one of every content type (plus the unknown `VIDEO_CALL`).
+//! Job files, by day offset from the start day modulo 7: a blank and a malformed line (−2), no `agents.jsonl` (−3), an empty
 //! `topics.jsonl` (−4), no trailing newline in `customers.jsonl` (−5); the job of day −10
 //! (modulo 14) FAILED. Job windows overlap by five minutes, so some items are in two jobs; one
 //! customer activity a day has no `conversationId`. Timestamps carry 0–9 fraction digits.
@@ -58,8 +62,12 @@
 //! conversation named in them, following 301s (and re-reading the surviving customer's
 //! conversations and items), applying 404s as deletions, reading all agents, topics and
 //! inboxes, and reading the three reports over every day since the world's origin (below
-//! their row cap). `extra.quarantined` counts the malformed lines of those jobs and the
-//! malformed report row.
+//! their row cap). `conversation_merges` holds the OPEN→OPEN loser once a job held its items
+//! and the merge happened (a 404 whose customer moved to one with an open conversation), and
+//! `model_id_merges` a row per customer and conversation merge; the loser's items are not
+//! live, and `model_messages` counts only live messages. `extra.merged_conversations` maps
+//! the loser's id to the survivor's. `extra.quarantined` counts the malformed lines of those
+//! jobs and the malformed report row.
 //!
 //! # Credentials
 //! Besides `email` and `token`: `reports_backfill_days` and `reports_window_days` so that one
@@ -217,6 +225,7 @@ pub fn app(opts: &EmulatorOptions) -> VendorApp {
         .route("/api/v1/teams/{id}", get(team))
         .route("/api/v1/organization", get(organization))
         .route("/api/v1/reports", post(report))
+        .route("/api/v1/events", get(events_api))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .route("/_emulator/gladly/downloads", get(downloads))
         .route("/_emulator/gladly/reports", get(report_log))
@@ -791,6 +800,58 @@ async fn downloads(State(st): State<St>) -> Response {
     json_ok(json!(d))
 }
 
+/// `GET /events`: the events of `[startAt, endAt)` (`endAt` at most now, by default now) of the
+/// `entities` asked for (every entity when none is), as JSON lines, oldest first. 400 when
+/// `startAt` is missing, unreadable or more than 24 hours old, when `endAt` is before it, or
+/// for an unknown entity.
+async fn events_api(State(st): State<St>, Query(q): Query<Vec<(String, String)>>) -> Response {
+    let now = st.now();
+    let param = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let bad = |detail: &str, attr: &str| {
+        st.error(StatusCode::BAD_REQUEST, "invalid", detail, Some(attr), None)
+    };
+    let Some(start) = param("startAt") else {
+        return st.error(
+            StatusCode::BAD_REQUEST,
+            "blank",
+            "startAt is required",
+            Some("startAt"),
+            None,
+        );
+    };
+    let Some(start) = parse_time(start) else {
+        return bad("startAt is not ISO 8601", "startAt");
+    };
+    if start < now - Duration::hours(24) {
+        return bad("startAt must be within the last 24 hours", "startAt");
+    }
+    let end = match param("endAt").map(parse_time) {
+        None => now,
+        Some(Some(t)) => t.min(now),
+        Some(None) => return bad("endAt is not ISO 8601", "endAt"),
+    };
+    if end < start {
+        return bad("endAt must not be before startAt", "endAt");
+    }
+    let entities: Vec<&str> = q
+        .iter()
+        .filter(|(n, _)| n == "entities")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if entities.iter().any(|e| !webhooks::ENTITIES.contains(e)) {
+        return bad("unknown entity", "entities");
+    }
+    let body: String = webhooks::events_between(&st.world, start, end)
+        .into_iter()
+        .filter(|e| {
+            entities.is_empty()
+                || entities.contains(&webhooks::entity_of(e["type"].as_str().unwrap_or("")))
+        })
+        .map(|e| format!("{e}\n"))
+        .collect();
+    ([(header::CONTENT_TYPE, "application/x-jsonlines")], body).into_response()
+}
+
 #[derive(serde::Deserialize)]
 struct EventsQuery {
     from: String,
@@ -821,6 +882,8 @@ pub fn truth(w: &World, now: DateTime<Utc>) -> GroundTruth {
     // item id → (conversation key or None, customer index, is message)
     let mut items: BTreeMap<String, (Option<u64>, u64, bool)> = BTreeMap::new();
     let mut customers: HashSet<u64> = HashSet::new();
+    // Conversations whose items some job holds.
+    let mut exported: HashSet<u64> = HashSet::new();
     let mut quarantined = 0u64;
     for j in &jobs {
         if j.quirk == world::Quirk::Malformed {
@@ -860,6 +923,7 @@ pub fn truth(w: &World, now: DateTime<Utc>) -> GroundTruth {
             }
             if any {
                 customers.insert(w.customer_at(&c, as_of));
+                exported.insert(key);
             }
         }
         if let Some((id, cust, _)) = w.job_activity(j).and_then(|d| w.activity(d)) {
@@ -909,6 +973,12 @@ pub fn truth(w: &World, now: DateTime<Utc>) -> GroundTruth {
     tables.insert("conversation_items".to_owned(), live_items.len() as u64);
     tables.insert("customers".to_owned(), live_customers as u64);
     tables.insert("customer_merges".to_owned(), merges);
+    // The OPEN→OPEN loser, once a job held its items and the merge happened: it answers 404,
+    // its customer 301, and the surviving customer's open conversation holds its items.
+    let (loser, survivor, merged_at) = w.open_merge();
+    let conversation_merges = u64::from(exported.contains(&loser) && now >= merged_at);
+    tables.insert("conversation_merges".to_owned(), conversation_merges);
+    tables.insert("model_id_merges".to_owned(), merges + conversation_merges);
     tables.insert("conversations".to_owned(), live_conversations);
     tables.insert("agents".to_owned(), u64::from(w.agents));
     tables.insert("topics".to_owned(), u64::from(w.topics));
@@ -938,7 +1008,6 @@ pub fn truth(w: &World, now: DateTime<Utc>) -> GroundTruth {
             .count() as u64,
     );
     let s = |n: u64| world::SPECIAL + n;
-    let (loser, survivor, _) = w.open_merge();
     GroundTruth {
         tables,
         extra: json!({
@@ -951,6 +1020,9 @@ pub fn truth(w: &World, now: DateTime<Utc>) -> GroundTruth {
             "deleted_customers": [w.customer_id(s(world::special::GDPR))],
             "deleted_conversations": [w.id(kind::CONVERSATION, loser, 0), w.id(kind::CONVERSATION, s(world::special::GDPR), 0)],
             "surviving_conversation": w.id(kind::CONVERSATION, survivor, 0),
+            "merged_conversations": {
+                w.id(kind::CONVERSATION, loser, 0): w.id(kind::CONVERSATION, survivor, 0),
+            },
             "inbox_move_conversation": w.id(kind::CONVERSATION, s(world::special::INBOX_MOVE), 0),
             "inbox_move_at": World::ts(w.inbox_move_at(), 3),
             "long_conversation": w.id(kind::CONVERSATION, s(world::special::LONG), 0),

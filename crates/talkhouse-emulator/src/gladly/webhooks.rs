@@ -3,8 +3,10 @@
 //!
 //! Events are thin (ids only), `{id, type, timestamp, initiator?, content}`. Only the events
 //! Gladly fires are made: a customer's message (`CONTACT/MESSAGE_RECEIVED`), a conversation's
-//! creation and closing, customer merges and deletions; an agent's replies fire nothing, so the
-//! export stays the backstop.
+//! creation and closing, customer merges (with the source and destination conversation: the
+//! same id where the conversation kept it, the survivor's where an OPEN→OPEN merge retired it)
+//! and deletions; an agent's replies fire nothing, so the export stays the backstop. The Events
+//! API (`GET /api/v1/events`) serves the same events.
 
 use std::time::{Duration, Instant};
 
@@ -188,6 +190,29 @@ pub fn events_between(w: &World, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<
     }
     out.sort_by_key(|(t, _)| *t);
     out.into_iter().map(|(_, v)| v).collect()
+}
+
+/// The entities the Events API filters on (its `entities` parameter).
+pub const ENTITIES: [&str; 8] = [
+    "AGENT_AVAILABILITY",
+    "AGENT_STATUS",
+    "CONTACT",
+    "CONVERSATION",
+    "CUSTOMER",
+    "CUSTOMER_PROFILE",
+    "PAYMENT_REQUEST",
+    "TASK",
+];
+
+/// The Events API entity of an event type: what comes before `/`, with
+/// `CONVERSATION_ASSIGNEE/*` and `CONVERSATION_STATUS/*` under `CONVERSATION`.
+pub fn entity_of(event_type: &str) -> &str {
+    let head = event_type.split('/').next().unwrap_or(event_type);
+    if head.starts_with("CONVERSATION") {
+        "CONVERSATION"
+    } else {
+        head
+    }
 }
 
 /// Fetches the events of `[from, to)` from a running Gladly emulator.

@@ -1,5 +1,5 @@
 //! Gladly emulator: shapes, auth failures, 429 bursts, retention, file quirks, ground truth,
-//! reports.
+//! reports, the Events API.
 
 use std::collections::BTreeSet;
 
@@ -390,6 +390,21 @@ async fn ground_truth_is_deterministic_and_counts_the_specials() {
     let b = talkhouse_emulator::gladly::truth(&World::new(&o), t0());
     assert_eq!(a, b);
     assert_eq!(a.tables.get("customer_merges"), Some(&2));
+    // The OPEN→OPEN loser retired a conversation id; every merge has its model row.
+    assert_eq!(a.tables.get("conversation_merges"), Some(&1));
+    assert_eq!(a.tables.get("model_id_merges"), Some(&3));
+    let merged = a.extra["merged_conversations"].as_object().expect("a map");
+    assert_eq!(merged.len(), 1);
+    let (loser, survivor) = merged.iter().next().expect("one merge");
+    assert_eq!(
+        Some(loser.as_str()),
+        a.extra["deleted_conversations"][0].as_str()
+    );
+    assert_eq!(survivor, &a.extra["surviving_conversation"]);
+    // Before the merge, nothing was merged.
+    let (_, _, merged_at) = w.open_merge();
+    let before = talkhouse_emulator::gladly::truth(&w, merged_at - Duration::hours(1));
+    assert_eq!(before.tables.get("conversation_merges"), Some(&0));
     assert!(
         a.tables.get("conversation_items").copied().unwrap_or(0) > 1000,
         "the long conversation alone has 1100 items"
@@ -509,4 +524,129 @@ async fn reports_answer_csv_keep_old_ids_and_keep_their_budget() {
         .await
         .expect("json");
     assert_eq!(log["requests"].as_array().map(Vec::len), Some(11));
+}
+
+async fn events(e: &Running, query: &str) -> (u16, String, String) {
+    let r = get(e, &format!("/events?{query}")).await;
+    let status = r.status().as_u16();
+    let kind = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, kind, r.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn events_api_keeps_24_hours_filters_entities_and_carries_merges() {
+    let o = opts(0.1);
+    let w = World::new(&o);
+    let (loser, survivor, merged_at) = w.open_merge();
+    let e = start(Vendor::Gladly, &o, 0).await.expect("start");
+    // Half an hour after the OPEN→OPEN merge.
+    o.clock.set(merged_at + Duration::minutes(30));
+    let now = o.clock.now();
+    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+
+    // startAt is required and at most 24 hours old; endAt not before it; entities known.
+    assert_eq!(events(&e, "").await.0, 400);
+    let old = at(now - Duration::hours(25));
+    assert_eq!(events(&e, &format!("startAt={old}")).await.0, 400);
+    let (from, to) = (at(now - Duration::hours(2)), at(now - Duration::hours(3)));
+    assert_eq!(
+        events(&e, &format!("startAt={from}&endAt={to}")).await.0,
+        400
+    );
+    assert_eq!(
+        events(&e, &format!("startAt={from}&entities=NOPE")).await.0,
+        400
+    );
+
+    // JSON lines, oldest first, the same events webhooks carry.
+    let since = now - Duration::hours(23);
+    let (status, kind, body) = events(&e, &format!("startAt={}", at(since))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(kind, "application/x-jsonlines");
+    let all: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        all,
+        talkhouse_emulator::gladly::webhooks::events_between(&w, since, now)
+    );
+    let times: Vec<&str> = all.iter().filter_map(|v| v["timestamp"].as_str()).collect();
+    assert!(times.windows(2).all(|p| p[0] <= p[1]), "ascending");
+    let merge = all
+        .iter()
+        .find(|v| {
+            v["type"] == "CUSTOMER/MERGED"
+                && v["content"]["sourceConversationId"].as_str()
+                    == Some(w.id(b'C', loser, 0).as_str())
+        })
+        .expect("the OPEN→OPEN merge is an event");
+    assert_eq!(
+        merge["content"]["destinationConversationId"].as_str(),
+        Some(w.id(b'C', survivor, 0).as_str())
+    );
+
+    // Repeated `entities` filter: only what was asked for.
+    let (_, _, some) = events(
+        &e,
+        &format!(
+            "startAt={}&entities=CUSTOMER&entities=CUSTOMER_PROFILE",
+            at(since)
+        ),
+    )
+    .await;
+    let types: BTreeSet<String> = some
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["type"].as_str().map(str::to_owned))
+        .collect();
+    assert!(types.contains("CUSTOMER/MERGED"), "{types:?}");
+    assert!(
+        types
+            .iter()
+            .all(|t| t.starts_with("CUSTOMER/") || t.starts_with("CUSTOMER_PROFILE/")),
+        "{types:?}"
+    );
+    let (_, _, conversations) =
+        events(&e, &format!("startAt={}&entities=CONVERSATION", at(since))).await;
+    assert!(
+        conversations
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .all(|v| v["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("CONVERSATION")))
+    );
+
+    // After the merge the loser is gone for good and its items live on in the survivor under
+    // new ids.
+    let loser_id = w.id(b'C', loser, 0);
+    assert_eq!(
+        get(&e, &format!("/conversations/{loser_id}"))
+            .await
+            .status(),
+        404
+    );
+    let items = get_json(
+        &e,
+        &format!("/conversations/{}/items", w.id(b'C', survivor, 0)),
+    )
+    .await;
+    let moved = items
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|i| {
+                    w.parse_id(i["id"].as_str().unwrap_or(""))
+                        .is_some_and(|(k, idx, _)| k == b'M' && idx == loser)
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(moved, 4, "the loser's four messages, renumbered");
 }

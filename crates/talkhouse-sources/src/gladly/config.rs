@@ -84,6 +84,12 @@ pub struct GladlyConfig {
     pub webhook_password: Option<Secret>,
     /// Or a static header Gladly's webhooks carry.
     pub webhook_header: Option<HeaderAuth>,
+    /// Poll Gladly's Events API (stream `events`, default off): the conversations, contacts and
+    /// customers that changed since the last poll are fetched again, as webhooks would have
+    /// them fetched, for organisations that cannot take webhooks. Gladly keeps events 24 hours:
+    /// sync at least daily, or the stream's state warns of the hours it missed.
+    #[serde(default)]
+    pub events: bool,
     /// Report streams to sync: `contacts`, `work_sessions`, `conversation_report` (default all
     /// three; `[]` syncs none).
     #[serde(default = "default_reports")]
@@ -139,7 +145,8 @@ mod tests {
 email = "api@acme.com"
 token = "t"
 on_vendor_delete = "delete"
-webhook_header = { name = "x-hook", value = "s3cret" }"#,
+webhook_header = { name = "x-hook", value = "s3cret" }
+events = true"#,
         )
         .expect("toml");
         let c: GladlyConfig = t.try_into().expect("valid");
@@ -148,6 +155,9 @@ webhook_header = { name = "x-hook", value = "s3cret" }"#,
             Some("https://acme.gladly.com/api/v1")
         );
         assert_eq!(c.on_vendor_delete, EraseMode::Delete);
+        assert!(c.events);
+        let plain: GladlyConfig = toml::Table::new().try_into().expect("all optional");
+        assert!(!plain.events, "events are off by default");
         let bad: toml::Table = toml::from_str("tokn = \"x\"").expect("toml");
         assert!(bad.try_into::<GladlyConfig>().is_err());
     }

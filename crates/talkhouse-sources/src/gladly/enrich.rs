@@ -15,10 +15,32 @@ use talkhouse_model::{Event, SourceError, StreamContext};
 use super::export::{JobIds, JobInfo};
 use super::generator::Emitter;
 use super::lines::LineReader;
-use super::records::{self, FileKind};
+use super::records::{self, FileKind, Merged};
 use super::source::{
     AGENTS, CUSTOMERS, GladlySource, INBOXES, TEAMS, cell_text, parse_state, quarantine, to_json,
 };
+
+/// What is known of a conversation before it is fetched.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ConvHint<'a> {
+    /// The channel of its earliest message known to us.
+    pub(super) channel: Option<&'static str>,
+    /// The customer its items named.
+    pub(super) customer: Option<&'a str>,
+    /// The conversation a merge event says it went into.
+    pub(super) merged_into: Option<&'a str>,
+}
+
+/// What became of a conversation that was fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// It answered.
+    Live,
+    /// It answered 404 after a merge: the merge is recorded and the survivor read again.
+    Merged,
+    /// It answered 404 (deleted) or something unreadable.
+    Gone,
+}
 
 /// Where an enrichment pass stopped.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -102,12 +124,12 @@ impl GladlySource {
                 FileKind::Items
             };
             let ids = self.job_ids(job, kind, stream).await?;
-            let work: Vec<(String, Option<&'static str>)> = if stream == CUSTOMERS {
-                ids.customers.into_iter().map(|c| (c, None)).collect()
+            let work: Vec<(String, Option<&'static str>, Option<String>)> = if stream == CUSTOMERS {
+                ids.customers.into_iter().map(|c| (c, None, None)).collect()
             } else {
                 ids.conversations
                     .into_iter()
-                    .map(|(c, ch)| (c, ch.map(|(_, ch)| ch)))
+                    .map(|(c, note)| (c, note.first.map(|(_, ch)| ch), note.customer))
                     .collect()
             };
             let start = state
@@ -121,7 +143,7 @@ impl GladlySource {
                 let futs: Vec<BoxFuture<'_, Result<Vec<Event>, SourceError>>> = chunk
                     .iter()
                     .cloned()
-                    .map(|(id, ch)| self.enrich_one(stream, id, ch, seen_at))
+                    .map(|(id, ch, customer)| self.enrich_one(stream, id, ch, customer, seen_at))
                     .collect();
                 let results: Vec<Result<Vec<Event>, SourceError>> =
                     futures::stream::iter(futs).buffered(conc).collect().await;
@@ -147,14 +169,19 @@ impl GladlySource {
         stream: &'static str,
         id: String,
         channel: Option<&'static str>,
+        customer: Option<String>,
         seen_at: Option<DateTime<Utc>>,
     ) -> BoxFuture<'_, Result<Vec<Event>, SourceError>> {
         Box::pin(async move {
             if stream == CUSTOMERS {
                 self.customer(&id, seen_at, 0, stream).await
             } else {
-                self.conversation(&id, channel, seen_at, stream, false)
-                    .await
+                let hint = ConvHint {
+                    channel,
+                    customer: customer.as_deref(),
+                    merged_into: None,
+                };
+                self.conversation(&id, hint, seen_at, stream, false).await
             }
         })
     }
@@ -190,7 +217,12 @@ impl GladlySource {
                         return Ok(out);
                     };
                     tracing::info!(old = %id, new = %new, "customer merged");
-                    out.push(Event::Records(vec![records::merge_row(id, &new, seen_at)]));
+                    out.push(Event::Records(records::merge_rows(
+                        Merged::Customer,
+                        id,
+                        &new,
+                        seen_at,
+                    )));
                     out.push(records::mark_merged(id));
                     if depth < 3 && new != id {
                         out.extend(self.customer(&new, seen_at, depth + 1, stream).await?);
@@ -270,21 +302,44 @@ impl GladlySource {
         Ok((out, channel))
     }
 
-    /// GET a conversation: 200 upserts it (with its assignment and model row), 404 erases.
-    pub(super) async fn conversation(
-        &self,
-        id: &str,
-        channel: Option<&'static str>,
+    /// GET a conversation: 200 upserts it (with its assignment and model row, and its items
+    /// when `with_items`). A 404 is a merge when a merge event named where it went, or when
+    /// the customer its items named was merged away and the surviving customer has an open
+    /// conversation (Gladly deletes the loser of an OPEN→OPEN merge and moves its items there
+    /// under new ids; a customer has at most one open conversation): the merge is recorded,
+    /// the loser's rows are marked deleted and the survivor is read again with its items. Any
+    /// other 404 is a deletion, erased per `on_vendor_delete`.
+    pub(super) fn conversation<'a>(
+        &'a self,
+        id: &'a str,
+        hint: ConvHint<'a>,
         seen_at: Option<DateTime<Utc>>,
         stream: &'static str,
         with_items: bool,
-    ) -> Result<Vec<Event>, SourceError> {
+    ) -> BoxFuture<'a, Result<Vec<Event>, SourceError>> {
+        Box::pin(async move {
+            Ok(self
+                .conversation_fate(id, hint, seen_at, stream, with_items)
+                .await?
+                .0)
+        })
+    }
+
+    /// [`Self::conversation`], and what became of the conversation.
+    pub(super) async fn conversation_fate(
+        &self,
+        id: &str,
+        hint: ConvHint<'_>,
+        seen_at: Option<DateTime<Utc>>,
+        stream: &'static str,
+        with_items: bool,
+    ) -> Result<(Vec<Event>, Fate), SourceError> {
         let path = format!("/conversations/{id}");
         let (code, _, body) = self.get(&path, stream).await?;
         let mut out = Vec::new();
-        match code {
+        let fate = match code {
             200 => {
-                let mut channel = channel;
+                let mut channel = hint.channel;
                 if with_items {
                     let (items, ch) = self.conversation_items(id, stream).await?;
                     channel = channel.or(ch);
@@ -297,14 +352,80 @@ impl GladlySource {
                     Ok(rows) => out.insert(0, Event::Records(rows)),
                     Err(error) => out.push(quarantine(&path, error, &body)),
                 }
+                Fate::Live
             }
             404 => {
-                tracing::info!(conversation = %id, "conversation is gone (404): deleted or merged OPEN into OPEN");
-                out.extend(records::erase_conversation(id, self.mode()));
+                let survivor = match hint.merged_into.filter(|d| *d != id) {
+                    Some(d) => Some(d.to_owned()),
+                    None => match hint.customer {
+                        Some(c) => self.merge_survivor(c, id, stream).await?,
+                        None => None,
+                    },
+                };
+                if let Some(new) = survivor {
+                    tracing::info!(conversation = %id, into = %new, "conversation merged away (404): its items live on in the survivor");
+                    out.extend(records::conversation_merged(id, &new, seen_at));
+                    out.extend(
+                        self.conversation(&new, ConvHint::default(), seen_at, stream, true)
+                            .await?,
+                    );
+                    Fate::Merged
+                } else {
+                    tracing::info!(conversation = %id, "conversation is gone (404)");
+                    out.extend(records::erase_conversation(id, self.mode()));
+                    Fate::Gone
+                }
             }
-            _ => out.push(quarantine(&path, format!("HTTP {code}"), &body)),
+            _ => {
+                out.push(quarantine(&path, format!("HTTP {code}"), &body));
+                Fate::Gone
+            }
+        };
+        Ok((out, fate))
+    }
+
+    /// Where a conversation that answers 404 went, if it lost an OPEN→OPEN merge: its
+    /// customer answers 301 (followed up to three times), and the customer it became has an
+    /// open conversation other than it.
+    async fn merge_survivor(
+        &self,
+        customer: &str,
+        loser: &str,
+        stream: &'static str,
+    ) -> Result<Option<String>, SourceError> {
+        let mut current = customer.to_owned();
+        let mut moved = false;
+        for _ in 0..3 {
+            let (code, headers, body) = self
+                .get(&format!("/customer-profiles/{current}"), stream)
+                .await?;
+            if code != 301 {
+                break;
+            }
+            match records::moved_to(&body, headers.location.as_deref()) {
+                Some(new) if new != current => {
+                    current = new;
+                    moved = true;
+                }
+                _ => break,
+            }
         }
-        Ok(out)
+        if !moved {
+            return Ok(None);
+        }
+        let (code, _, body) = self
+            .get(&format!("/customers/{current}/conversations"), stream)
+            .await?;
+        if code != 200 {
+            return Ok(None);
+        }
+        let list: Vec<Value> = serde_json::from_slice(&body).unwrap_or_default();
+        Ok(list
+            .iter()
+            .rev()
+            .filter(|c| c.get("status").and_then(Value::as_str) != Some("CLOSED"))
+            .filter_map(|c| cell_text(c, "id"))
+            .find(|c| c != loser))
     }
 
     /// A full list: `agents`, `topics` (with parents), `inboxes` or `teams`.

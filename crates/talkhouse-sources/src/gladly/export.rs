@@ -66,8 +66,17 @@ impl JobInfo {
 #[derive(Debug, Default)]
 pub(super) struct JobIds {
     pub(super) customers: BTreeSet<String>,
-    /// conversation id → (earliest message time, channel).
-    pub(super) conversations: BTreeMap<String, Option<(DateTime<Utc>, &'static str)>>,
+    /// conversation id → what its items say of it.
+    pub(super) conversations: BTreeMap<String, ConvNote>,
+}
+
+/// What a job's items say of one conversation.
+#[derive(Debug, Default, Clone)]
+pub(super) struct ConvNote {
+    /// Its earliest message: time and channel.
+    pub(super) first: Option<(DateTime<Utc>, &'static str)>,
+    /// The customer its items name (to tell a merge loser from a deletion when it 404s).
+    pub(super) customer: Option<String>,
 }
 
 impl JobIds {
@@ -94,9 +103,15 @@ impl JobIds {
                     );
                 let slot = self.conversations.entry(conv.to_owned()).or_default();
                 if let Some((ch, at)) = ch
-                    && slot.is_none_or(|(t, _)| at < t)
+                    && slot.first.is_none_or(|(t, _)| at < t)
                 {
-                    *slot = Some((at, ch));
+                    slot.first = Some((at, ch));
+                }
+                if slot.customer.is_none() {
+                    slot.customer = v
+                        .get("customerId")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
                 }
             }
             _ => {}

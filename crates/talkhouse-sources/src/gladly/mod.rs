@@ -28,7 +28,16 @@
 //!   in `talkhouse.model_teams` (see `model_rows.rs`).
 //! * Webhooks ([`Source::verify_push`] / [`Source::process_push`]): the item a
 //!   `CONTACT/MESSAGE_*` names, the conversation and its item list for `CONVERSATION*` events,
-//!   merges for `CUSTOMER/MERGED`, the profile for `CUSTOMER_PROFILE/*`.
+//!   merges for `CUSTOMER/MERGED` (customers, and conversations: see Quirks), the profile for
+//!   `CUSTOMER_PROFILE/*`.
+//! * Stream `events` (only with `events = true`; after `conversations`): Gladly's Events API
+//!   polled for `CONVERSATION`, `CONTACT`, `CUSTOMER` and `CUSTOMER_PROFILE` events, each
+//!   turned into the fetch its webhook would make (see `events.rs`), for organisations that
+//!   cannot take webhooks. It finds what changed since the last export, agents' replies
+//!   included (their conversation is read again), which no webhook announces.
+//! * The id history: `gladly.customer_merges` and `gladly.conversation_merges` (`old_id →
+//!   new_id`, `seen_at`), and with every row of them, in the same commit, a row of
+//!   `talkhouse.model_id_merges` (`entity` `customer` or `conversation`).
 //! * [`load_dir_source`]: the same tables from export files a user downloaded.
 //!
 //! # Auth
@@ -57,7 +66,9 @@
 //! more than `retention_warning_days` (12) days older than the newest job, or jobs are missing
 //! in between, the state's `warnings` say so and the sync logs a warning (Gladly deletes jobs
 //! after 14 days). Enrichment streams keep their own ledger of jobs and a position inside the
-//! current one (checkpoint every 25 ids). Report streams keep the last day read, in the
+//! current one (checkpoint every 25 ids). `events`: the end of the last time range read (Gladly
+//! keeps events 24 hours: a first run starts 24 hours back; a cursor older than that starts
+//! there too, and the lost hours are a warning in the state, which `talkhouse status` shows). Report streams keep the last day read, in the
 //! organisation's zone (`GET /organization`; "today" from the `Date` of Gladly's answer): the
 //! first sync reads `reports_backfill_days` (90) back, later ones re-read the last
 //! `reports_reread_days` (7) for contacts and work sessions and `conversation_report_reread_days`
@@ -72,8 +83,19 @@
 //!   records `old_id → new_id` in `gladly.customer_merges`, marks the old profile deleted
 //!   (`_deleted_at`, never redacted), fetches the survivor and re-reads its conversations and
 //!   their items, so items that moved in an OPEN→OPEN merge land under their new ids.
-//! * 404 for a customer or conversation (GDPR/CCPA deletion, or the loser of an OPEN→OPEN
-//!   merge) erases its rows in the vendor tables and the model, per `on_vendor_delete`.
+//! * Conversation merges: merging an OPEN conversation into an OPEN one deletes the first for
+//!   good (404, no 301) and moves its items into the second under new item ids. A 404 is taken
+//!   for such a merge when a `CUSTOMER/MERGED` event named the destination conversation, or
+//!   when the customer its items named answers 301 and the customer it became has an open
+//!   conversation (a customer has at most one). Then `old → new` lands in
+//!   `gladly.conversation_merges`, the old conversation's rows (conversation, items,
+//!   assignments) are marked deleted (`_deleted_at`, whatever `on_vendor_delete` says: nothing
+//!   was deleted), its model rows go, so that `talkhouse.model_messages` does not count its
+//!   messages beside their new ids, and the survivor is read again with its items. A merge
+//!   only the export shows (no event, and no job naming the old conversation after it) is not
+//!   seen: enable webhooks or `events`.
+//! * Any other 404 for a customer or conversation (GDPR/CCPA deletion) erases its rows in the
+//!   vendor tables and the model, per `on_vendor_delete`.
 //! * `recordingDuration` may be a string. Timestamps have 0–9 fraction digits.
 //! * `customers.jsonl` has another shape than the REST profile (`origin` says which one a row
 //!   holds); enrichment replaces the file row with the profile.
@@ -90,11 +112,13 @@
 
 mod config;
 mod enrich;
+mod events;
 mod export;
 mod folder;
 mod generator;
 pub mod inputs;
 mod lines;
+mod merges;
 mod model_rows;
 mod push;
 mod records;
@@ -111,11 +135,12 @@ use talkhouse_model::Source;
 use crate::ConfigError;
 
 pub use config::{GladlyConfig, HeaderAuth};
+pub use merges::follow_id_history;
 pub use records::{FileKind, channel_of, sender_role};
 pub use source::{GladlySource, constant_time_eq};
 pub use tables::{
-    AGENTS, ASSIGNMENTS, CONTACTS, CONVERSATION_REPORT, CONVERSATIONS, CUSTOMERS, INBOXES, ITEMS,
-    MERGES, TEAMS, TOPICS, WORK_SESSIONS,
+    AGENTS, ASSIGNMENTS, CONTACTS, CONVERSATION_MERGES, CONVERSATION_REPORT, CONVERSATIONS,
+    CUSTOMERS, INBOXES, ITEMS, MERGES, TEAMS, TOPICS, WORK_SESSIONS,
 };
 
 /// Builds a configured Gladly source.

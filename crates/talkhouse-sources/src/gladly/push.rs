@@ -1,13 +1,73 @@
 //! Webhooks: authentication (Basic or a static header, compared in constant time), the shape
-//! check before an event is acknowledged, and what each event type fetches.
+//! check before an event is acknowledged, and what each event type fetches ([`Fetch`], also
+//! what the `events` stream does with the Events API's events).
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use talkhouse_model::time::parse_timestamp;
 use talkhouse_model::{Event, PushRequest, PushVerdict, SourceError};
 
+use super::enrich::{ConvHint, Fate};
 use super::generator::Emitter;
-use super::records;
+use super::records::{self, Merged};
 use super::source::{GladlySource, PUSH, cell_text, constant_time_eq, quarantine};
+
+/// What an event (a webhook, or a line of the Events API) asks the source to fetch. Events of
+/// one poll that ask for the same thing are fetched once.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Fetch {
+    /// `CONTACT/MESSAGE_*`: the item (`messageId`).
+    Item(String),
+    /// `CUSTOMER/MERGED` (and the deprecated `CUSTOMER_PROFILE/MERGED`): the merge of the
+    /// customers, and of their conversations where the source one answers 404.
+    Merge {
+        /// `sourceCustomerId`.
+        source_customer: Option<String>,
+        /// `destinationCustomerId`.
+        destination_customer: Option<String>,
+        /// `sourceConversationId`.
+        source_conversation: Option<String>,
+        /// `destinationConversationId`.
+        destination_conversation: Option<String>,
+    },
+    /// `CUSTOMER_PROFILE/CREATED|UPDATED|DELETED`: the profile.
+    Customer(String),
+    /// `CONVERSATION*` (status, assignee, topics, notes…): the conversation and its items.
+    Conversation(String),
+}
+
+impl Fetch {
+    /// What `event` asks for; `None` for events that need no fetch (agent status, tasks…).
+    pub(super) fn of(event: &Value) -> Option<Self> {
+        let ty = event.get("type").and_then(Value::as_str).unwrap_or("");
+        let content = event.get("content").cloned().unwrap_or(Value::Null);
+        let field = |k: &str| cell_text(&content, k);
+        match ty {
+            "CONTACT/MESSAGE_RECEIVED" | "CONTACT/MESSAGE_SENT" | "AUTOMATION/MESSAGE_RECEIVED" => {
+                field("messageId").map(Fetch::Item)
+            }
+            "CUSTOMER/MERGED" | "CUSTOMER_PROFILE/MERGED" => Some(Fetch::Merge {
+                source_customer: field("sourceCustomerId"),
+                destination_customer: field("destinationCustomerId"),
+                source_conversation: field("sourceConversationId"),
+                destination_conversation: field("destinationConversationId"),
+            }),
+            "CUSTOMER_PROFILE/CREATED"
+            | "CUSTOMER_PROFILE/UPDATED"
+            | "CUSTOMER_PROFILE/DELETED" => field("customerId").map(Fetch::Customer),
+            t if t.starts_with("CONVERSATION") => field("conversationId").map(Fetch::Conversation),
+            _ => None,
+        }
+    }
+}
+
+/// An event's `timestamp`.
+pub(super) fn event_time(event: &Value) -> Option<DateTime<Utc>> {
+    event
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(parse_timestamp)
+}
 
 impl GladlySource {
     fn webhook_authentic(&self, req: &PushRequest) -> bool {
@@ -43,69 +103,101 @@ impl GladlySource {
         mut em: Emitter,
         payload: Value,
     ) -> Result<(), SourceError> {
-        let ty = payload.get("type").and_then(Value::as_str).unwrap_or("");
-        let content = payload.get("content").cloned().unwrap_or(Value::Null);
-        let at = payload
-            .get("timestamp")
-            .and_then(Value::as_str)
-            .and_then(parse_timestamp);
-        let field = |k: &str| cell_text(&content, k);
-        match ty {
-            "CONTACT/MESSAGE_RECEIVED" | "CONTACT/MESSAGE_SENT" | "AUTOMATION/MESSAGE_RECEIVED" => {
-                if let Some(mid) = field("messageId") {
-                    let path = format!("/conversation-items/{mid}");
-                    let (code, _, body) = self.get(&path, PUSH).await?;
-                    match code {
-                        200 => {
-                            let raw = String::from_utf8_lossy(&body).into_owned();
-                            match serde_json::from_str::<Value>(&raw)
-                                .map_err(|e| e.to_string())
-                                .and_then(|v| records::item_rows(&v, &raw, None))
-                            {
-                                Ok(rows) => em.emit(Event::Records(rows)).await?,
-                                Err(e) => em.emit(quarantine(&path, e, &body)).await?,
-                            }
+        match Fetch::of(&payload) {
+            Some(fetch) => {
+                self.fetch(&mut em, &fetch, event_time(&payload), PUSH)
+                    .await
+            }
+            None => {
+                let event_type = payload.get("type").and_then(Value::as_str).unwrap_or("");
+                tracing::debug!(event_type, "webhook event needs no fetch");
+                Ok(())
+            }
+        }
+    }
+
+    /// Fetches what an event (webhook or Events API) points at, for `stream`; `at` is the
+    /// event's time (the `seen_at` of merges and assignments).
+    pub(super) async fn fetch(
+        &self,
+        em: &mut Emitter,
+        fetch: &Fetch,
+        at: Option<DateTime<Utc>>,
+        stream: &'static str,
+    ) -> Result<(), SourceError> {
+        match fetch {
+            Fetch::Item(mid) => {
+                let path = format!("/conversation-items/{mid}");
+                let (code, _, body) = self.get(&path, stream).await?;
+                match code {
+                    200 => {
+                        let raw = String::from_utf8_lossy(&body).into_owned();
+                        match serde_json::from_str::<Value>(&raw)
+                            .map_err(|e| e.to_string())
+                            .and_then(|v| records::item_rows(&v, &raw, None))
+                        {
+                            Ok(rows) => em.emit(Event::Records(rows)).await?,
+                            Err(e) => em.emit(quarantine(&path, e, &body)).await?,
                         }
-                        404 => {}
-                        _ => {
-                            em.emit(quarantine(&path, format!("HTTP {code}"), &body))
-                                .await?
-                        }
+                    }
+                    404 => {}
+                    _ => {
+                        em.emit(quarantine(&path, format!("HTTP {code}"), &body))
+                            .await?
                     }
                 }
             }
-            "CUSTOMER/MERGED" | "CUSTOMER_PROFILE/MERGED" => {
-                if let (Some(src), Some(dst)) =
-                    (field("sourceCustomerId"), field("destinationCustomerId"))
+            Fetch::Merge {
+                source_customer,
+                destination_customer,
+                source_conversation,
+                destination_conversation,
+            } => {
+                if let (Some(src), Some(dst)) = (source_customer, destination_customer) {
+                    em.emit(Event::Records(records::merge_rows(
+                        Merged::Customer,
+                        src,
+                        dst,
+                        at,
+                    )))
+                    .await?;
+                    em.emit(records::mark_merged(src)).await?;
+                    em.emit_all(self.customer(dst, at, 1, stream).await?)
+                        .await?;
+                }
+                // The source conversation either lives on (its id kept) or answers 404: then
+                // it merged into the destination, which is read again with its items.
+                let mut read_destination = true;
+                if let Some(c) = source_conversation {
+                    let hint = ConvHint {
+                        merged_into: destination_conversation.as_deref(),
+                        ..ConvHint::default()
+                    };
+                    let (events, fate) = self.conversation_fate(c, hint, at, stream, true).await?;
+                    em.emit_all(events).await?;
+                    read_destination = fate != Fate::Merged;
+                }
+                if let Some(d) = destination_conversation
+                    && read_destination
+                    && source_conversation.as_ref() != Some(d)
                 {
-                    em.emit(Event::Records(vec![records::merge_row(&src, &dst, at)]))
-                        .await?;
-                    em.emit(records::mark_merged(&src)).await?;
-                    em.emit_all(self.customer(&dst, at, 1, PUSH).await?).await?;
-                }
-                if let Some(c) = field("sourceConversationId") {
-                    em.emit_all(self.conversation(&c, None, at, PUSH, true).await?)
-                        .await?;
-                }
-                if let Some(c) = field("destinationConversationId") {
-                    em.emit_all(self.conversation(&c, None, at, PUSH, true).await?)
-                        .await?;
+                    em.emit_all(
+                        self.conversation(d, ConvHint::default(), at, stream, true)
+                            .await?,
+                    )
+                    .await?;
                 }
             }
-            "CUSTOMER_PROFILE/CREATED"
-            | "CUSTOMER_PROFILE/UPDATED"
-            | "CUSTOMER_PROFILE/DELETED" => {
-                if let Some(c) = field("customerId") {
-                    em.emit_all(self.customer(&c, at, 0, PUSH).await?).await?;
-                }
+            Fetch::Customer(c) => {
+                em.emit_all(self.customer(c, at, 0, stream).await?).await?;
             }
-            t if t.starts_with("CONVERSATION") => {
-                if let Some(c) = field("conversationId") {
-                    em.emit_all(self.conversation(&c, None, at, PUSH, true).await?)
-                        .await?;
-                }
+            Fetch::Conversation(c) => {
+                em.emit_all(
+                    self.conversation(c, ConvHint::default(), at, stream, true)
+                        .await?,
+                )
+                .await?;
             }
-            _ => tracing::debug!(event_type = ty, "webhook event needs no fetch"),
         }
         Ok(())
     }

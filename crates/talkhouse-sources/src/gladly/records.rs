@@ -6,7 +6,8 @@ use talkhouse_model::time::parse_timestamp;
 use talkhouse_model::{Cell, EraseMode, Erasure, Event, Row, model};
 
 use super::tables::{
-    AGENTS, ASSIGNMENTS, CONVERSATIONS, CUSTOMERS, INBOXES, ITEMS, MERGES, TEAMS, TOPICS,
+    AGENTS, ASSIGNMENTS, CONVERSATION_MERGES, CONVERSATIONS, CUSTOMERS, INBOXES, ITEMS, MERGES,
+    TEAMS, TOPICS,
 };
 
 /// Which export file a line came from.
@@ -422,13 +423,49 @@ pub fn conversation_rows(
     Ok(rows)
 }
 
-/// A merge `old → new` seen at `seen_at`.
-pub fn merge_row(old: &str, new: &str, seen_at: Option<DateTime<Utc>>) -> Row {
-    Row::new(MERGES)
-        .set("old_id", old)
-        .set("new_id", new)
-        .set("seen_at", seen_at)
-        .with_raw(serde_json::json!({"old": old, "new": new}).to_string())
+/// What a merge retired an id of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merged {
+    /// A customer profile (`gladly.customer_merges`).
+    Customer,
+    /// A conversation (`gladly.conversation_merges`).
+    Conversation,
+}
+
+impl Merged {
+    /// The vendor table of this kind of merge.
+    pub fn table(self) -> talkhouse_model::TableRef {
+        match self {
+            Merged::Customer => MERGES,
+            Merged::Conversation => CONVERSATION_MERGES,
+        }
+    }
+
+    /// The `entity` of its `talkhouse.model_id_merges` rows (one of
+    /// [`model::MERGED_ENTITIES`]).
+    pub fn entity(self) -> &'static str {
+        match self {
+            Merged::Customer => "customer",
+            Merged::Conversation => "conversation",
+        }
+    }
+}
+
+/// A merge `old → new` seen at `seen_at`: its vendor row and its `talkhouse.model_id_merges`
+/// row, one group (they land in the same commit).
+pub fn merge_rows(what: Merged, old: &str, new: &str, seen_at: Option<DateTime<Utc>>) -> Vec<Row> {
+    vec![
+        Row::new(what.table())
+            .set("old_id", old)
+            .set("new_id", new)
+            .set("seen_at", seen_at)
+            .with_raw(serde_json::json!({"old": old, "new": new}).to_string()),
+        Row::new(model::ID_MERGES)
+            .set("entity", what.entity())
+            .set("old_id", old)
+            .set("new_id", new)
+            .set("seen_at", seen_at),
+    ]
 }
 
 fn erase(
@@ -472,6 +509,21 @@ pub fn mark_merged(old: &str) -> Event {
     erase(CUSTOMERS, "id", old, EraseMode::Keep)
 }
 
+/// A conversation merged away (`old` answers 404, its items live on under `new` with new ids):
+/// the merge rows, and the old conversation's rows marked (`_deleted_at`), never redacted nor
+/// removed whatever `on_vendor_delete` says, since nothing was deleted. Its model rows go (the
+/// model drops erased rows), so its messages are not counted beside their new ids.
+pub fn conversation_merged(old: &str, new: &str, seen_at: Option<DateTime<Utc>>) -> Vec<Event> {
+    let mut out = vec![Event::Records(merge_rows(
+        Merged::Conversation,
+        old,
+        new,
+        seen_at,
+    ))];
+    out.extend(erase_conversation(old, EraseMode::Keep));
+    out
+}
+
 /// The new id in a 301 `moved` answer: `errors[].meta.new` in any of the error shapes Gladly
 /// uses (array, object, bare array), else the `Location` header's last segment.
 pub fn moved_to(body: &[u8], location: Option<&str>) -> Option<String> {
@@ -512,6 +564,29 @@ mod tests {
         assert_eq!(sender_role("CUSTOMER", "x"), "customer");
         assert_eq!(channel_of("WHATSAPP"), Some("messaging"));
         assert_eq!(channel_of("TOPIC_CHANGE"), None);
+    }
+
+    #[test]
+    fn merge_rows_name_the_model_entities_and_land_together() {
+        for what in [Merged::Customer, Merged::Conversation] {
+            assert!(model::MERGED_ENTITIES.contains(&what.entity()));
+            let rows = merge_rows(what, "a", "b", None);
+            assert_eq!(rows.len(), 2);
+            assert_eq!(rows[0].table, what.table());
+            assert_eq!(rows[1].table, model::ID_MERGES);
+            assert_eq!(rows[1].get("old_id"), Some(&Cell::Text("a".into())));
+            assert_eq!(rows[1].get("new_id"), Some(&Cell::Text("b".into())));
+        }
+        let events = conversation_merged("old", "new", None);
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Erase(Erasure { table, column: "conversation_id", mode: EraseMode::Keep, .. })
+                if *table == ITEMS
+        )));
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Erase(Erasure { table, .. }) if *table == model::MESSAGES
+        )));
     }
 
     #[test]

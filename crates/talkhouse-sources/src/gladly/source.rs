@@ -1,7 +1,8 @@
 //! The Gladly [`Source`]: the configured organisation (or folder), its HTTP client and the
 //! shared request helpers, the streams it declares, and the `Source` implementation that runs
 //! them (export in [`super::export`], enrichment and lists in [`super::enrich`], webhooks in
-//! [`super::push`], folders in [`super::folder`], reports in [`super::reports`]).
+//! [`super::push`], the Events API in [`super::events`], folders in [`super::folder`], reports
+//! in [`super::reports`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use talkhouse_model::{
 };
 
 use super::config::GladlyConfig;
+use super::events::EVENTS;
 use super::export::JobIds;
 use super::generator::generate;
 use super::reports::{REPORTS, ReportApi, report_kind};
@@ -282,6 +284,13 @@ impl Source for GladlySource {
             StreamDef::after(TEAMS, EXPORT),
         ]
         .into_iter()
+        // After the enrichment: what changed since the export is fetched last, and its rows
+        // never race the same rows of `customers` and `conversations`.
+        .chain(
+            self.cfg
+                .events
+                .then_some(StreamDef::after(EVENTS, CONVERSATIONS)),
+        )
         .chain(
             REPORTS
                 .iter()
@@ -303,6 +312,9 @@ impl Source for GladlySource {
             TOPICS => generate(move |em| self.run_list(em, TOPICS)),
             INBOXES => generate(move |em| self.run_list(em, INBOXES)),
             TEAMS => generate(move |em| self.run_list(em, TEAMS)),
+            EVENTS if self.cfg.events && self.api.is_some() => {
+                generate(move |em| self.run_events(em, ctx))
+            }
             other => match report_kind(other).filter(|k| self.report_enabled(k)) {
                 Some(kind) => generate(move |em| self.run_report(em, ctx, kind)),
                 None => {
@@ -322,6 +334,9 @@ impl Source for GladlySource {
             (tables::CONVERSATIONS, "customer_id"),
             (tables::MERGES, "old_id"),
             (tables::MERGES, "new_id"),
+            // The model's id history holds customer and conversation ids alike.
+            (talkhouse_model::model::ID_MERGES, "old_id"),
+            (talkhouse_model::model::ID_MERGES, "new_id"),
             (tables::CONTACTS, "customer_id"),
             (tables::WORK_SESSIONS, "customer_id"),
             (tables::CONVERSATION_REPORT, "customer_id"),
@@ -341,6 +356,10 @@ impl Source for GladlySource {
             (tables::CONVERSATIONS, "id"),
             (tables::ITEMS, "conversation_id"),
             (tables::ASSIGNMENTS, "conversation_id"),
+            (tables::CONVERSATION_MERGES, "old_id"),
+            (tables::CONVERSATION_MERGES, "new_id"),
+            (talkhouse_model::model::ID_MERGES, "old_id"),
+            (talkhouse_model::model::ID_MERGES, "new_id"),
             (tables::CONTACTS, "conversation_id"),
             (tables::WORK_SESSIONS, "conversation_id"),
             (tables::CONVERSATION_REPORT, "conversation_id"),

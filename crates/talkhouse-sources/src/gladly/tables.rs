@@ -8,6 +8,9 @@ pub const ITEMS: TableRef = TableRef::source("conversation_items");
 pub const CUSTOMERS: TableRef = TableRef::source("customers");
 /// `gladly.customer_merges`: `old_id → new_id` from 301 answers and merge events.
 pub const MERGES: TableRef = TableRef::source("customer_merges");
+/// `gladly.conversation_merges`: `old_id → new_id` of conversations a merge retired (merge
+/// events, and OPEN→OPEN merge losers: a 404 whose items reappear under another conversation).
+pub const CONVERSATION_MERGES: TableRef = TableRef::source("conversation_merges");
 /// `gladly.conversations`: `GET /conversations/{id}`.
 pub const CONVERSATIONS: TableRef = TableRef::source("conversations");
 /// `gladly.conversation_assignments`: every (inbox, agent) a conversation was seen in.
@@ -144,6 +147,19 @@ pub const CONVERSATION_REPORT_COLUMNS: &[Column] = &[
     Column::new("times_topic_removed", T::Integer),
 ];
 
+/// A table of retired ids: `old_id` became `new_id`, first seen at `seen_at`.
+fn merges(table: TableRef) -> TableSpec {
+    TableSpec::new(
+        table,
+        vec![
+            Column::new("old_id", T::Text),
+            Column::new("new_id", T::Text),
+            Column::new("seen_at", T::Timestamp),
+        ],
+        &["old_id"],
+    )
+}
+
 /// Every table the Gladly source writes, the model's included.
 pub fn all() -> Vec<TableSpec> {
     let mut t = vec![
@@ -217,15 +233,8 @@ pub fn all() -> Vec<TableSpec> {
             ],
             &["id"],
         ),
-        TableSpec::new(
-            MERGES,
-            vec![
-                Column::new("old_id", T::Text),
-                Column::new("new_id", T::Text),
-                Column::new("seen_at", T::Timestamp),
-            ],
-            &["old_id"],
-        ),
+        merges(MERGES),
+        merges(CONVERSATION_MERGES),
         TableSpec::new(
             CONVERSATIONS,
             vec![

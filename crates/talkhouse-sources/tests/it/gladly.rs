@@ -1,13 +1,13 @@
 //! Gladly connector against the in-process emulator: ground truth, incremental jobs, crash and
-//! rerun, merge and deletion rules, retention warnings, webhooks, `load --dir`, the report
-//! streams (their budget, a 429, row caps and unknown headers).
+//! rerun, merge and deletion rules, retention warnings, webhooks, the Events API stream,
+//! `load --dir`, the report streams (their budget, a 429, row caps and unknown headers).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
-use talkhouse_emulator::gladly::world::World;
+use talkhouse_emulator::gladly::world::{World, kind};
 use talkhouse_emulator::gladly::{API_TOKEN, API_USER};
 use talkhouse_emulator::{Clock, EmulatorOptions, GroundTruth, Running, Vendor, start};
 use talkhouse_http::{Auth, Client, ClientConfig, Request};
@@ -125,6 +125,41 @@ fn assert_matches_truth(dest: &MemoryDestination, truth: &GroundTruth) {
 
 fn text(c: Option<&Cell>) -> Option<&str> {
     c.and_then(Cell::as_str)
+}
+
+/// Every merge of the ground truth (`extra.merged_customers`, `extra.merged_conversations`)
+/// is in its vendor table and in `talkhouse.model_id_merges` with its entity, and the model's
+/// history holds nothing else.
+fn assert_merges_recorded(dest: &MemoryDestination, x: &Value) {
+    let model = dest.rows("talkhouse", "model_id_merges");
+    let mut want = 0;
+    for (table, entity, key) in [
+        ("customer_merges", "customer", "merged_customers"),
+        (
+            "conversation_merges",
+            "conversation",
+            "merged_conversations",
+        ),
+    ] {
+        let vendor = dest.rows("gladly", table);
+        for (old, new) in x[key].as_object().expect("a map of merges") {
+            let v = vendor
+                .iter()
+                .find(|r| text(r.cells.get("old_id")) == Some(old.as_str()))
+                .unwrap_or_else(|| panic!("{old} in gladly.{table}"));
+            assert_eq!(text(v.cells.get("new_id")), new.as_str());
+            let m = model
+                .iter()
+                .find(|r| text(r.cells.get("old_id")) == Some(old.as_str()))
+                .unwrap_or_else(|| panic!("{old} in talkhouse.model_id_merges"));
+            assert_eq!(text(m.cells.get("entity")), Some(entity));
+            assert_eq!(text(m.cells.get("new_id")), new.as_str());
+            assert_eq!(text(m.cells.get("source")), Some("gladly"));
+            assert_eq!(m.cells.get("seen_at"), v.cells.get("seen_at"));
+            want += 1;
+        }
+    }
+    assert_eq!(model.len(), want, "one model row per merge");
 }
 
 #[tokio::test]
@@ -333,15 +368,25 @@ async fn merge_and_deletion_rules() {
                 .all(|r| r.deleted_at.is_some() && !r.cells.contains_key("body"))
     );
 
-    // Rule 4: the loser of an OPEN→OPEN merge 404s: its items are tombstoned, and its items
-    // reappear under new ids in the survivor (re-read after the customer's 301).
+    // Rule 4: the loser of an OPEN→OPEN merge 404s: the merge lands in conversation_merges
+    // (and the model's id history), its items are marked deleted but not redacted (the
+    // conversation lives on), and its items reappear under new ids in the survivor (re-read
+    // after the customer's 301).
     let loser = x["deleted_conversations"][0].as_str().unwrap_or("");
     let survivor = x["surviving_conversation"].as_str().unwrap_or("");
+    assert_eq!(x["merged_conversations"][loser].as_str(), Some(survivor));
+    assert_merges_recorded(&dest, x);
     let loser_items: Vec<_> = items
         .iter()
         .filter(|r| text(r.cells.get("conversation_id")) == Some(loser))
         .collect();
-    assert!(!loser_items.is_empty() && loser_items.iter().all(|r| r.deleted_at.is_some()));
+    assert!(
+        !loser_items.is_empty()
+            && loser_items
+                .iter()
+                .all(|r| r.deleted_at.is_some() && r.cells.contains_key("body")),
+        "the loser's items are marked, not redacted"
+    );
     let live_survivor = items
         .iter()
         .filter(|r| {
@@ -375,10 +420,18 @@ async fn merge_and_deletion_rules() {
             .iter()
             .any(|r| text(r.cells.get("id")) == Some(gone))
     );
+    // A merge is no deletion: the loser's items stay, marked, whatever on_vendor_delete says.
+    let del_items = del.rows("gladly", "conversation_items");
+    let of_loser: Vec<_> = del_items
+        .iter()
+        .filter(|r| text(r.cells.get("conversation_id")) == Some(loser))
+        .collect();
+    assert!(!of_loser.is_empty() && of_loser.iter().all(|r| r.deleted_at.is_some()));
     assert!(
-        !del.rows("gladly", "conversation_items")
+        !del_items
             .iter()
-            .any(|r| text(r.cells.get("conversation_id")) == Some(loser))
+            .any(|r| text(r.cells.get("customer_id")) == Some(gone)),
+        "the deleted customer's items are removed"
     );
     assert_matches_truth(&del, &truth);
 
@@ -656,6 +709,206 @@ async fn webhooks_verify_and_process_idempotently() {
         dest.count("gladly", "customer_merges") >= 1,
         "CUSTOMER/MERGED recorded"
     );
+    // The OPEN→OPEN merge's event names the conversation it retired.
+    let merged = dest.rows("gladly", "conversation_merges");
+    assert_eq!(merged.len(), 1);
+    let (loser, survivor) = truth.extra["merged_conversations"]
+        .as_object()
+        .and_then(|m| m.iter().next())
+        .expect("a merged conversation");
+    assert_eq!(text(merged[0].cells.get("old_id")), Some(loser.as_str()));
+    assert_eq!(text(merged[0].cells.get("new_id")), survivor.as_str());
+    assert_eq!(
+        dest.count("talkhouse", "model_id_merges"),
+        dest.count("gladly", "customer_merges") + 1,
+        "every merge has its model row"
+    );
+    assert_messages_are_the_live_items(&dest);
+}
+
+/// Live items of a conversation in `dest`.
+fn live_items_of(dest: &MemoryDestination, conversation: &str) -> usize {
+    dest.rows("gladly", "conversation_items")
+        .iter()
+        .filter(|r| {
+            text(r.cells.get("conversation_id")) == Some(conversation) && r.deleted_at.is_none()
+        })
+        .count()
+}
+
+/// `talkhouse.model_messages` holds exactly the live messages of `gladly.conversation_items`:
+/// no message of a merged-away or deleted conversation is counted beside its new id.
+fn assert_messages_are_the_live_items(dest: &MemoryDestination) {
+    let live: BTreeSet<String> = dest
+        .rows("gladly", "conversation_items")
+        .iter()
+        .filter(|r| r.deleted_at.is_none() && r.cells.contains_key("conversation_id"))
+        .filter(|r| {
+            text(r.cells.get("content_type"))
+                .and_then(gladly::channel_of)
+                .is_some()
+        })
+        .filter_map(|r| text(r.cells.get("id")).map(str::to_owned))
+        .collect();
+    let model: BTreeSet<String> = dest
+        .rows("talkhouse", "model_messages")
+        .iter()
+        .filter_map(|r| text(r.cells.get("message_id")).map(str::to_owned))
+        .collect();
+    assert_eq!(model, live, "model messages are the live message items");
+}
+
+#[tokio::test]
+async fn the_events_stream_follows_a_merge_no_export_shows() {
+    let env = Env::new(0.1, false).await;
+    let (loser_key, survivor_key, merged_at) = env.world.open_merge();
+    let loser = env.world.id(kind::CONVERSATION, loser_key, 0);
+    let survivor = env.world.id(kind::CONVERSATION, survivor_key, 0);
+    let src = env.source("events = true\nreports = []\n");
+    let dest = Arc::new(MemoryDestination::new());
+
+    // An hour before the OPEN→OPEN merge: both conversations are synced and live.
+    env.opts.clock.set(merged_at - Duration::hours(1));
+    let report = sync(&src, &dest, &SyncOptions::default()).await;
+    assert!(report.ok(), "{report:?}");
+    assert!(live_items_of(&dest, &loser) > 0);
+    assert_eq!(dest.count("gladly", "conversation_merges"), 0);
+
+    // The merge happens. No export job names either conversation again (the next one is a
+    // day away): only the CUSTOMER/MERGED event tells.
+    env.opts.clock.set(merged_at + Duration::hours(1));
+    let report = sync(&src, &dest, &SyncOptions::default()).await;
+    assert!(report.ok(), "{report:?}");
+    let truth = env.truth();
+    for table in ["customer_merges", "conversation_merges", "model_id_merges"] {
+        assert_eq!(
+            dest.count(schema_of(table), table) as u64,
+            truth.tables[table],
+            "{table}"
+        );
+    }
+    assert_merges_recorded(&dest, &truth.extra);
+    let loser_rows: Vec<_> = dest
+        .rows("gladly", "conversation_items")
+        .into_iter()
+        .filter(|r| text(r.cells.get("conversation_id")) == Some(loser.as_str()))
+        .collect();
+    assert!(
+        !loser_rows.is_empty()
+            && loser_rows
+                .iter()
+                .all(|r| r.deleted_at.is_some() && r.cells.contains_key("body")),
+        "the loser's items are marked deleted, not redacted"
+    );
+    // The survivor holds what Gladly lists for it now: its own items and the loser's under
+    // their new ids, and the model counts each message once.
+    let now = env.opts.clock.now();
+    let spec = env.world.conversation(survivor_key).expect("the survivor");
+    let listed = env.world.items_at(&spec, now);
+    assert!(listed.iter().any(|(id, _, _)| {
+        env.world
+            .parse_id(id)
+            .is_some_and(|(k, idx, _)| k == kind::MOVED_ITEM && idx == loser_key)
+    }));
+    assert_eq!(live_items_of(&dest, &survivor), listed.len());
+    let messages_of = |conv: &str| {
+        dest.rows("talkhouse", "model_messages")
+            .iter()
+            .filter(|r| text(r.cells.get("conversation_id")) == Some(conv))
+            .count()
+    };
+    assert_eq!(
+        messages_of(&survivor),
+        listed.iter().filter(|(_, _, i)| i.ct.is_message()).count()
+    );
+    assert_eq!(messages_of(&loser), 0);
+    assert_messages_are_the_live_items(&dest);
+
+    // The same merge event processed again (a webhook of it, say) changes nothing.
+    let snap = dest.snapshot();
+    let merge = talkhouse_emulator::gladly::webhooks::events_between(
+        &env.world,
+        merged_at,
+        merged_at + Duration::seconds(1),
+    )
+    .into_iter()
+    .find(|e| e["type"] == "CUSTOMER/MERGED")
+    .expect("the merge event");
+    apply(&*src, &dest, merge).await;
+    assert_eq!(dest.snapshot(), snap, "a merge seen twice lands once");
+}
+
+#[tokio::test]
+async fn the_events_stream_fetches_what_no_export_holds_and_names_a_gap() {
+    let env = Env::new(0.1, false).await;
+    let src = env.source("events = true\nreports = []\n");
+    let dest = Arc::new(MemoryDestination::new());
+    let report = sync(&src, &dest, &SyncOptions::default()).await;
+    assert!(report.ok(), "{report:?}");
+    // The newest export job ends at the start of today: what is newer came from events, the
+    // agents' replies included, which no webhook or event announces by themselves.
+    let today = env.world.day0;
+    let newer: Vec<_> = dest
+        .rows("gladly", "conversation_items")
+        .into_iter()
+        .filter(|r| matches!(r.cells.get("timestamp"), Some(Cell::Timestamp(t)) if *t >= today))
+        .collect();
+    assert!(
+        newer
+            .iter()
+            .any(|r| text(r.cells.get("initiator_type")) == Some("AGENT")),
+        "{} items of today, none from an agent",
+        newer.len()
+    );
+    // Every conversation created in the last day (an event named it) is read whole.
+    let events = talkhouse_emulator::gladly::webhooks::events_between(
+        &env.world,
+        t0() - Duration::hours(23),
+        t0() - Duration::minutes(1),
+    );
+    let named: BTreeSet<u64> = events
+        .iter()
+        .filter(|e| e["type"] == "CONVERSATION/CREATED")
+        .filter_map(|e| e["content"]["conversationId"].as_str())
+        .filter_map(|id| env.world.parse_id(id).map(|(_, key, _)| key))
+        .collect();
+    assert!(!named.is_empty());
+    for key in named {
+        let spec = env.world.conversation(key).expect("a conversation");
+        let id = env.world.id(kind::CONVERSATION, key, 0);
+        assert_eq!(
+            live_items_of(&dest, &id),
+            env.world.items_at(&spec, t0()).len(),
+            "{id}"
+        );
+    }
+    assert_messages_are_the_live_items(&dest);
+    let state = dest.state("gladly", "events").expect("a cursor");
+    assert!(state.get("warnings").is_none(), "{state}");
+
+    // Thirty hours without a sync: six of them are past Gladly's 24 hours. The stream starts
+    // at the oldest hour it may ask for (no 400) and says what it lost.
+    env.opts.clock.advance(Duration::hours(30));
+    let only_events = SyncOptions {
+        streams: Some(vec!["events".into()]),
+        ..SyncOptions::default()
+    };
+    let report = sync(&src, &dest, &only_events).await;
+    assert!(report.ok(), "{report:?}");
+    let state = dest.state("gladly", "events").expect("a cursor");
+    let warnings: Vec<String> = state
+        .get("warnings")
+        .cloned()
+        .and_then(|w| serde_json::from_value(w).ok())
+        .unwrap_or_default();
+    let cursor = state["cursor"].as_str().unwrap_or("");
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains("were never read")
+            && warnings[0].contains("24 hours"),
+        "{warnings:?}"
+    );
+    assert!(cursor > "2026-03-11T17", "the cursor moved on: {cursor}");
 }
 
 #[tokio::test]
