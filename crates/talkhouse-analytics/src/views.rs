@@ -142,6 +142,10 @@ WHERE _deleted_at IS NULL) r ON r.source = m.source";
 /// Sessions the vendor reports (`model_sessions`), and, for every source that reports none, the
 /// chat sessions its messages carry.
 fn sessions() -> String {
+    let message_customer = format!(
+        "CASE WHEN m.sender_role = 'customer' THEN {} END",
+        current("mu", "m.sender_id")
+    );
     format!(
         "SELECT s.source, s.session_id, {conversation} AS conversation_id, \
 {customer} AS customer_id, s.channel, s.started_at, s.ended_at, \
@@ -165,8 +169,6 @@ GROUP BY m.source, m.session_id",
         customer = current("cu", "s.customer_id"),
         cv = current_join("cv", "conversation", "s", "conversation_id"),
         cu = current_join("cu", "customer", "s", "customer_id"),
-        message_customer =
-            format!("CASE WHEN m.sender_role = 'customer' THEN {} END", current("mu", "m.sender_id")),
         mu = current_join("mu", "customer", "m", "sender_id"),
     )
 }

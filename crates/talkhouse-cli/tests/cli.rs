@@ -166,11 +166,20 @@ fn demo_fills_every_vendor_schema_then_status_and_report_read_it() {
     // first response per contact, and the demo's own output shows handle time.
     let g = &report["gladly"];
     assert!(g["contacts"].as_u64().unwrap_or(0) > 0, "{g}");
-    assert!(g["handle_seconds"]["median"].as_f64().unwrap_or(0.0) > 0.0, "{g}");
+    assert!(
+        g["handle_seconds"]["median"].as_f64().unwrap_or(0.0) > 0.0,
+        "{g}"
+    );
     for list in ["top_agents", "top_teams"] {
         assert!(!g[list].as_array().is_none_or(Vec::is_empty), "{list}: {g}");
     }
-    assert!(g["contact_first_response_seconds"]["contacts"].as_u64().unwrap_or(0) > 0, "{g}");
+    assert!(
+        g["contact_first_response_seconds"]["contacts"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{g}"
+    );
     let (demo_out, _) = text(&demo);
     assert!(demo_out.contains("handle time median"), "{demo_out}");
     // One number per metric: Ultimate's bot-handled and escalation rates are the same figure

@@ -63,8 +63,9 @@ impl WorkData {
     /// handle time; zero to three work sessions each, agents in zero, one or two teams.
     pub fn generate(rng: &mut StdRng, convs: &[Conv], base: DateTime<Utc>) -> WorkData {
         let mut d = WorkData::default();
-        let team =
-            |agents: &[u32]| -> Vec<String> { agents.iter().map(|a| format!("agent-{a}")).collect() };
+        let team = |agents: &[u32]| -> Vec<String> {
+            agents.iter().map(|a| format!("agent-{a}")).collect()
+        };
         d.teams.insert("team-a".into(), team(&[0, 1, 2]));
         d.teams.insert("team-b".into(), team(&[2, 3]));
         d.teams.insert("team-c".into(), team(&[4]));
@@ -102,8 +103,8 @@ impl WorkData {
             let contact = format!("{}-k", c.id);
             let ended = (rng.random_range(0..8) != 0)
                 .then(|| started + Duration::seconds(rng.random_range(60..4 * 3600)));
-            let handle =
-                (rng.random_range(0..10) != 0).then(|| f64::from(rng.random_range(300..60_000_i32)) / 10.0);
+            let handle = (rng.random_range(0..10) != 0)
+                .then(|| f64::from(rng.random_range(300..60_000_i32)) / 10.0);
             for n in 0..rng.random_range(0..4_u32) {
                 let agent = rng.random_range(0..7u32);
                 d.work.push(Work {
@@ -408,7 +409,11 @@ pub fn check_report(
         .filter(|c| since_ok(Some(c.started_at), since))
         .collect();
     let n_chats = chats.values().filter(|(_, t)| since_ok(*t, since)).count();
-    assert_eq!(g.contacts as usize, n_chats + contacts.len(), "gladly.contacts");
+    assert_eq!(
+        g.contacts as usize,
+        n_chats + contacts.len(),
+        "gladly.contacts"
+    );
 
     // Handle time, over all and per channel.
     let handles: Vec<f64> = contacts.iter().filter_map(|c| c.handle).collect();
@@ -510,9 +515,8 @@ pub fn check_report(
                 .filter(|(m, _)| {
                     m.source == SOURCE
                         && m.conversation_id == conversation
-                        && m.sent_at.is_some_and(|t| {
-                            t >= c.started_at && c.ended_at.is_none_or(|e| t <= e)
-                        })
+                        && m.sent_at
+                            .is_some_and(|t| t >= c.started_at && c.ended_at.is_none_or(|e| t <= e))
                 })
                 .map(|&(m, _)| timed(m))
                 .collect(),
@@ -533,12 +537,26 @@ pub fn check_report(
         agents.extend(first_response_seconds(ms, true));
     }
     let fr = &g.contact_first_response_seconds;
-    assert!(with_customer > 0 && !any.is_empty(), "the data has answered contacts");
-    assert_eq!(fr.contacts, with_customer, "contact first response: contacts");
-    assert_eq!(fr.responded, any.len() as u64, "contact first response: responded");
+    assert!(
+        with_customer > 0 && !any.is_empty(),
+        "the data has answered contacts"
+    );
+    assert_eq!(
+        fr.contacts, with_customer,
+        "contact first response: contacts"
+    );
+    assert_eq!(
+        fr.responded,
+        any.len() as u64,
+        "contact first response: responded"
+    );
     assert_eq!(fr.agent_responded, agents.len() as u64);
     let want = Distribution::of(&any);
     close(fr.median, want.median, "contact first response median");
     close(fr.p90, want.p90, "contact first response p90");
-    close(fr.agent_median, median_of(&agents), "contact first response agent median");
+    close(
+        fr.agent_median,
+        median_of(&agents),
+        "contact first response agent median",
+    );
 }

@@ -53,13 +53,7 @@ fn float(row: &Row, column: &str) -> Option<f64> {
 
 /// A total, or the sum of its parts where the total is missing (`None` when all are).
 fn total_or_sum(total: Option<f64>, parts: &[Option<f64>]) -> Option<f64> {
-    total.or_else(|| {
-        parts
-            .iter()
-            .flatten()
-            .copied()
-            .reduce(|a, b| a + b)
-    })
+    total.or_else(|| parts.iter().flatten().copied().reduce(|a, b| a + b))
 }
 
 /// The session of a `gladly.contacts` row.
@@ -76,8 +70,14 @@ pub(super) fn contact_session(contact: &Row) -> Option<Row> {
     Some(
         Row::new(model::SESSIONS)
             .set("session_id", id.to_owned())
-            .set("conversation_id", text(contact, "conversation_id").map(str::to_owned))
-            .set("customer_id", text(contact, "customer_id").map(str::to_owned))
+            .set(
+                "conversation_id",
+                text(contact, "conversation_id").map(str::to_owned),
+            )
+            .set(
+                "customer_id",
+                text(contact, "customer_id").map(str::to_owned),
+            )
             .set("channel", channel)
             .set("started_at", cell(contact, "queued_at"))
             .set("ended_at", cell(contact, "ended_at"))
@@ -111,8 +111,14 @@ pub(super) fn agent_work(session: &Row) -> Option<Row> {
         Row::new(model::WORK)
             .set("work_session_id", id)
             .set("session_id", contact.to_owned())
-            .set("conversation_id", text(session, "conversation_id").map(str::to_owned))
-            .set("customer_id", text(session, "customer_id").map(str::to_owned))
+            .set(
+                "conversation_id",
+                text(session, "conversation_id").map(str::to_owned),
+            )
+            .set(
+                "customer_id",
+                text(session, "customer_id").map(str::to_owned),
+            )
             .set("agent_id", agent.to_owned())
             .set("started_at", started)
             .set("ended_at", cell(session, "contact_session_ended_at"))
@@ -195,7 +201,10 @@ mod tests {
             .set("agent_id", "a1")
             .set("work_session_after_contact_time_sec", 12.0);
         let row = agent_work(&w).expect("work");
-        assert_eq!(row.get("work_session_id"), Some(&Cell::Text("k1:a1".into())));
+        assert_eq!(
+            row.get("work_session_id"),
+            Some(&Cell::Text("k1:a1".into()))
+        );
         assert_eq!(row.get("handle_seconds"), Some(&Cell::Float(42.0)));
         let row = agent_work(&w.set("id", "ws9")).expect("work");
         assert_eq!(row.get("work_session_id"), Some(&Cell::Text("ws9".into())));

@@ -1148,7 +1148,10 @@ fn assert_model_has_the_contacts_and_work(env: &Env, dest: &MemoryDestination) {
     assert_eq!(Some(handles.len() as u64), work["timed_contacts"].as_u64());
     let sum: f64 = handles.iter().sum();
     let want = work["handle_seconds_sum"].as_f64().expect("a sum");
-    assert!((sum - want).abs() < 1e-6 * want, "handle time {sum} vs {want}");
+    assert!(
+        (sum - want).abs() < 1e-6 * want,
+        "handle time {sum} vs {want}"
+    );
     assert!(sessions.iter().all(|r| matches!(
         r.cells.get("channel"),
         Some(Cell::Text(c)) if talkhouse_model::model::CHANNELS.contains(&c.as_str())
@@ -1157,14 +1160,20 @@ fn assert_model_has_the_contacts_and_work(env: &Env, dest: &MemoryDestination) {
     for r in dest.rows("talkhouse", "model_work") {
         let agent = text(r.cells.get("agent_id")).expect("work has an agent");
         *per_agent.entry(agent.to_owned()).or_default() += 1;
-        assert!(matches!(r.cells.get("handle_seconds"), Some(Cell::Float(_))));
+        assert!(matches!(
+            r.cells.get("handle_seconds"),
+            Some(Cell::Float(_))
+        ));
     }
     let want: BTreeMap<String, u64> =
         serde_json::from_value(work["work_sessions_by_agent"].clone()).expect("a map");
     assert_eq!(per_agent, want, "work sessions per agent");
     for team in dest.rows("talkhouse", "model_teams") {
         let ids = text(team.cells.get("agent_ids")).expect("agent ids");
-        assert!(ids.is_empty() || (ids.starts_with(',') && ids.ends_with(',')), "{ids}");
+        assert!(
+            ids.is_empty() || (ids.starts_with(',') && ids.ends_with(',')),
+            "{ids}"
+        );
     }
 }
 
