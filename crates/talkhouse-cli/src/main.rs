@@ -104,6 +104,21 @@ fn main() -> ExitCode {
                 eprintln_safe(&format!("error: {c}"));
                 return ExitCode::from(2);
             }
+            // The engine's errors arrive typed; those the user can act on carry a hint.
+            if let Some(open) = e.downcast_ref::<config::OpenError>()
+                && let Some(hint) = open.hint()
+            {
+                eprintln_safe(&format!("error: {e:#}\nhint: {hint}"));
+                return ExitCode::from(2);
+            }
+            if let Some(talkhouse_server::ServerError::Config(_)) =
+                e.downcast_ref::<talkhouse_server::ServerError>()
+            {
+                eprintln_safe(&format!(
+                    "error: {e:#}\nhint: see the [serve] example in the README"
+                ));
+                return ExitCode::from(2);
+            }
             eprintln_safe(&format!("error: {e:#}"));
             ExitCode::from(1)
         }

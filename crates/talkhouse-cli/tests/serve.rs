@@ -20,7 +20,7 @@ use talkhouse_destinations::duckdb::DuckDbDestination;
 use talkhouse_emulator::giosg::trigger::{ChatEndTrigger, TriggerFault};
 use talkhouse_emulator::gladly::world::World;
 use talkhouse_emulator::gladly::{SendOptions, WebhookTarget, send_webhooks, webhooks};
-use talkhouse_emulator::{EmulatorOptions, GroundTruth, Vendor};
+use talkhouse_emulator::{EmulatorOptions, FaultSpec, GroundTruth, Vendor};
 use talkhouse_model::Destination;
 
 use support::{free_port, sources_toml};
@@ -399,6 +399,131 @@ async fn a_scheduled_sync_writes_the_rows_of_talkhouse_sync() {
     assert!(
         scored[0]["n"].as_u64().unwrap_or(0) > 0,
         "the scheduled sync scored sentiment"
+    );
+}
+
+/// Vendor requests are counted once, by the source's HTTP client, and shown in two places:
+/// `/metrics` (running totals per source and vendor) and `talkhouse status` (what each stream
+/// run added, from `talkhouse.loads`). After a scheduled sync through injected 500s and 429s,
+/// both agree with each other and with the requests the emulator saw.
+#[tokio::test(flavor = "multi_thread")]
+async fn vendor_requests_reach_metrics_and_status_alike() {
+    let mut opts = EmulatorOptions::new(23, 0.05);
+    opts.faults = FaultSpec::parse("http500=0.3,http429=0.3").unwrap();
+    let ada = talkhouse_emulator::start(Vendor::Ada, &opts, 0)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = support::write_config(
+        dir.path(),
+        "served",
+        &format!(
+            "kind = \"duckdb\"\npath = {:?}\n\n[serve]\nlisten = \"127.0.0.1:{port}\"\ninbox_dir = {:?}\nschedule = {{ ada = \"1h\" }}",
+            dir.path().join("served.duckdb").display().to_string(),
+            dir.path().join("inbox").display().to_string(),
+        ),
+        &sources_toml([&ada]),
+    );
+    let serve = Serve::start(&config, dir.path());
+    let started = Instant::now();
+    loop {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok()
+            && metric(&base, "talkhouse_sync_runs_total").await >= 1.0
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the scheduled sync did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        metric(
+            &base,
+            "talkhouse_sync_runs_total{source=\"ada\",status=\"succeeded\"}"
+        )
+        .await,
+        1.0,
+        "the scheduled sync succeeded"
+    );
+    // `/metrics` family → `talkhouse status` column.
+    let mut scraped = Vec::new();
+    for (family, column) in [
+        ("requests", "requests"),
+        ("retries", "retries"),
+        ("throttled", "throttled"),
+        ("failures", "request_failures"),
+    ] {
+        let name = format!("talkhouse_vendor_{family}_total{{source=\"ada\",vendor=\"ada\"}}");
+        scraped.push((column, metric(&base, &name).await));
+    }
+    serve.stop();
+    let load =
+        |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let seen = &ada.faults.counters;
+    let (requests, injected_429, injected_500) = (
+        load(&seen.requests),
+        load(&seen.http429),
+        load(&seen.http500),
+    );
+    ada.stop().await;
+    assert!(
+        injected_429 > 0.0 && injected_500 > 0.0,
+        "faults were injected"
+    );
+    assert_eq!(
+        scraped[0].1, requests,
+        "/metrics counts every request the emulator saw"
+    );
+    assert!(
+        scraped[1].1 >= injected_500,
+        "every 500 was retried: {scraped:?}"
+    );
+    assert!(
+        scraped[2].1 >= injected_429,
+        "every 429 was counted: {scraped:?}"
+    );
+
+    let status = |format: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_talkhouse"))
+            .args(["status", "--format", format, "--config"])
+            .arg(&config)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let json: serde_json::Value = serde_json::from_str(&status("json")).unwrap();
+    let streams: Vec<&serde_json::Value> = json["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["source"] == "ada")
+        .collect();
+    assert!(!streams.is_empty(), "{json:#}");
+    for (column, want) in &scraped {
+        let got: f64 = streams
+            .iter()
+            .map(|s| s[*column].as_f64().unwrap_or(0.0))
+            .sum();
+        assert_eq!(
+            got, *want,
+            "{column}: status {got}, /metrics {want}\n{json:#}"
+        );
+    }
+    let table = status("table");
+    assert!(
+        table.contains("retried") && table.contains("answered 429"),
+        "status notes the retries and 429s:\n{table}"
     );
 }
 

@@ -1,4 +1,5 @@
-//! The `[serve]` section of `talkhouse.toml`.
+//! The `[serve]` section of `talkhouse.toml`: serde types (durations as [`Interval`]) that the
+//! CLI deserialises with the rest of the file, and the checks the types cannot make.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -94,6 +95,46 @@ impl Default for ServeConfig {
             lease: default_lease(),
         }
     }
+}
+
+impl ServeConfig {
+    /// Checks what the types cannot: that every `schedule` key names a configured source (by
+    /// name or vendor, given as `(name, vendor)` pairs) and that there is a worker.
+    /// [`Server::bind`](crate::Server::bind) runs it; the CLI runs it when it reads the file, so
+    /// that the error can name the line.
+    ///
+    /// # Errors
+    /// The first setting that cannot work.
+    pub fn check(&self, sources: &[(&str, &str)]) -> Result<(), ServeConfigError> {
+        for name in self.schedule.keys() {
+            if !sources
+                .iter()
+                .any(|&(n, v)| n == name.as_str() || v == name.as_str())
+            {
+                return Err(ServeConfigError {
+                    key: vec!["schedule".into(), name.clone()],
+                    message: format!("schedule names `{name}`, which is not a configured source"),
+                });
+            }
+        }
+        if self.workers == 0 {
+            return Err(ServeConfigError {
+                key: vec!["workers".into()],
+                message: "workers must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A `[serve]` setting that cannot work ([`ServeConfig::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ServeConfigError {
+    /// The key to blame, as a path below `[serve]` (`["schedule", "gladly"]`).
+    pub key: Vec<String>,
+    /// What is wrong.
+    pub message: String,
 }
 
 /// Which inbox implementation to use.

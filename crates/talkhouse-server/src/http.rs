@@ -56,11 +56,8 @@ async fn count_requests(State(app): State<Arc<App>>, req: Request, next: Next) -
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().as_str().to_owned();
     let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    app.metrics.inc(
-        "talkhouse_http_requests_total",
-        &[("route", &route), ("method", &method), ("status", &status)],
-    );
+    app.metrics
+        .http_request(&route, &method, resp.status().as_u16());
     resp
 }
 
@@ -87,37 +84,12 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     match app.inbox.depth().await {
-        Ok(depth) => app.metrics.set("talkhouse_inbox_depth", &[], depth as f64),
+        Ok(depth) => app.metrics.set_inbox_depth(depth),
         Err(e) => tracing::warn!(error = %e, "cannot read the inbox depth"),
-    }
-    for source in &app.sources {
-        if let Some(c) = source.http_counters() {
-            let labels = [("source", source.name()), ("vendor", source.vendor())];
-            app.metrics.set(
-                "talkhouse_vendor_requests_total",
-                &labels,
-                c.attempts as f64,
-            );
-            app.metrics
-                .set("talkhouse_vendor_retries_total", &labels, c.retries as f64);
-            app.metrics.set(
-                "talkhouse_vendor_throttled_total",
-                &labels,
-                c.throttled as f64,
-            );
-            app.metrics.set(
-                "talkhouse_vendor_failures_total",
-                &labels,
-                c.failures as f64,
-            );
-        }
     }
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         app.metrics.render(),
     )
         .into_response()
@@ -162,20 +134,19 @@ async fn push(
             .collect(),
         body: body.to_vec(),
     };
-    let labels = [("source", source_name.as_str())];
     let verdict = source.verify_push(&request);
     let resp = match verdict {
         PushVerdict::Accept { event_id, payload } => {
             match app.inbox.put(&source_name, &event_id, &payload).await {
                 Ok(Stored::New) => {
-                    app.metrics.inc("talkhouse_events_received_total", &labels);
+                    app.metrics.event_received(&source_name);
                     json_answer(
                         StatusCode::OK,
                         json!({ "status": "accepted", "event_id": event_id }),
                     )
                 }
                 Ok(Stored::Duplicate) => {
-                    app.metrics.inc("talkhouse_events_duplicate_total", &labels);
+                    app.metrics.event_duplicate(&source_name);
                     json_answer(
                         StatusCode::OK,
                         json!({ "status": "duplicate", "event_id": event_id }),
@@ -191,7 +162,7 @@ async fn push(
             }
         }
         PushVerdict::Ignore => {
-            app.metrics.inc("talkhouse_events_ignored_total", &labels);
+            app.metrics.event_ignored(&source_name);
             json_answer(StatusCode::OK, json!({ "status": "ignored" }))
         }
         PushVerdict::Reject { status, message } => {
@@ -199,18 +170,12 @@ async fn push(
                 .ok()
                 .filter(|s| s.is_client_error() || s.is_server_error());
             let status = status.unwrap_or(StatusCode::BAD_REQUEST);
-            app.metrics.inc(
-                "talkhouse_events_rejected_total",
-                &[("source", &source_name), ("status", status.as_str())],
-            );
+            app.metrics.event_rejected(&source_name, status.as_u16());
             tracing::info!(source = %source_name, status = status.as_u16(), message, "push rejected");
             return json_answer(status, json!({ "error": message }));
         }
     };
-    app.metrics.observe(
-        "talkhouse_push_ack_seconds",
-        &labels,
-        started.elapsed().as_secs_f64(),
-    );
+    app.metrics
+        .push_acknowledged(&source_name, started.elapsed().as_secs_f64());
     resp
 }

@@ -45,7 +45,7 @@ use talkhouse_model::{Destination, Source};
 use talkhouse_sync::Pipeline;
 use tokio::sync::watch;
 
-pub use config::{InboxKind, Interval, IntervalError, ServeConfig};
+pub use config::{InboxKind, Interval, IntervalError, ServeConfig, ServeConfigError};
 pub use inbox::{Inbox, InboxError, InboxEvent, Stored};
 pub use metrics::Metrics;
 
@@ -171,31 +171,24 @@ impl Server {
         dest: Arc<dyn Destination>,
         inbox: Arc<dyn Inbox>,
     ) -> Result<Self, ServerError> {
-        for name in config.schedule.keys() {
-            if !sources
-                .iter()
-                .any(|s| s.name() == name || s.vendor() == name)
-            {
-                return Err(ServerError::Config(format!(
-                    "schedule names `{name}`, which is not a configured source"
-                )));
-            }
-        }
-        if config.workers == 0 {
-            return Err(ServerError::Config("workers must be at least 1".into()));
-        }
+        let configured: Vec<(&str, &str)> =
+            sources.iter().map(|s| (s.name(), s.vendor())).collect();
+        config
+            .check(&configured)
+            .map_err(|e| ServerError::Config(e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind {
                 addr: config.listen,
                 source,
             })?;
+        let metrics = Arc::new(Metrics::new(&sources));
         let app = Arc::new(App {
             config,
             sources,
             dest,
             inbox,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             pipeline: talkhouse_analytics::pipeline(),
             prepared: tokio::sync::Mutex::default(),
         });

@@ -47,7 +47,6 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let name = source.name().to_owned();
-    let labels = [("source", name.as_str())];
     let mut errors = 0u32;
     loop {
         let wait = match until_due(&app, &name, every).await {
@@ -64,7 +63,7 @@ pub(crate) async fn run(
         let lease = match app.inbox.try_lock_sync(&name).await {
             Ok(Some(lease)) => lease,
             Ok(None) => {
-                app.metrics.inc("talkhouse_sync_skipped_total", &labels);
+                app.metrics.sync_skipped(&name);
                 tracing::debug!(source = %name, "sync already running elsewhere");
                 if !pause(BUSY_RETRY.min(every), &mut stop).await {
                     return;
@@ -97,22 +96,19 @@ pub(crate) async fn run(
         if let Err(e) = app.inbox.record_sync(&name, Utc::now()).await {
             tracing::warn!(source = %name, error = %e, "cannot record the sync start");
         }
-        app.metrics.set("talkhouse_sync_running", &labels, 1.0);
+        app.metrics.sync_running(&name, true);
         if let Some(upkeep) = source.scheduled_upkeep() {
-            let status = match upkeep.await {
+            let succeeded = match upkeep.await {
                 Ok(summary) => {
                     tracing::info!(source = %name, summary = %summary, "scheduled upkeep finished");
-                    "succeeded"
+                    true
                 }
                 Err(e) => {
                     tracing::warn!(source = %name, error = %e, "scheduled upkeep failed; syncing anyway");
-                    "failed"
+                    false
                 }
             };
-            app.metrics.inc(
-                "talkhouse_upkeep_runs_total",
-                &[("source", &name), ("status", status)],
-            );
+            app.metrics.upkeep_run(&name, succeeded);
         }
         let started = Instant::now();
         let report = app
@@ -124,24 +120,13 @@ pub(crate) async fn run(
             )
             .await;
         let secs = started.elapsed().as_secs_f64();
-        app.metrics.set("talkhouse_sync_running", &labels, 0.0);
+        app.metrics.sync_running(&name, false);
         drop(lease);
         let status = if report.ok() { "succeeded" } else { "failed" };
         let rows: u64 = report.streams.iter().map(|s| s.rows).sum();
         let quarantined: u64 = report.streams.iter().map(|s| s.quarantined).sum();
-        app.metrics.inc(
-            "talkhouse_sync_runs_total",
-            &[("source", &name), ("status", status)],
-        );
         app.metrics
-            .observe("talkhouse_sync_duration_seconds", &labels, secs);
-        app.metrics
-            .add("talkhouse_sync_rows_total", &labels, rows as f64);
-        app.metrics.add(
-            "talkhouse_sync_quarantined_total",
-            &labels,
-            quarantined as f64,
-        );
+            .sync_finished(&name, report.ok(), secs, rows, quarantined);
         tracing::info!(source = %name, status, rows, quarantined, seconds = secs, "scheduled sync finished");
     }
 }

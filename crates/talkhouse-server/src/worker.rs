@@ -95,14 +95,8 @@ async fn process_batch(app: &App, events: &[InboxEvent]) -> Result<(), String> {
     if report.status != LoadStatus::Succeeded {
         return Err(report.error.unwrap_or_else(|| "processing failed".into()));
     }
-    let labels = [("source", first.source.as_str())];
     app.metrics
-        .add("talkhouse_event_rows_total", &labels, report.rows as f64);
-    app.metrics.add(
-        "talkhouse_events_processed_total",
-        &labels,
-        events.len() as f64,
-    );
+        .events_processed(&first.source, events.len() as u64, report.rows);
     if let Err(e) = app.inbox.complete_all(events).await {
         tracing::warn!(error = %e, "processed, but could not mark the events done; they will be processed again");
     }
@@ -110,7 +104,6 @@ async fn process_batch(app: &App, events: &[InboxEvent]) -> Result<(), String> {
 }
 
 async fn process(app: &App, event: InboxEvent) {
-    let labels = [("source", event.source.as_str())];
     let outcome = match app.sources.iter().find(|s| s.name() == event.source) {
         None => Err(format!("source `{}` is not configured", event.source)),
         Some(source) => match app.ensure_prepared(source).await {
@@ -122,29 +115,24 @@ async fn process(app: &App, event: InboxEvent) {
                     .commit_events(&**source, &*app.dest, PUSH_STREAM, events)
                     .await;
                 match report.status {
-                    LoadStatus::Succeeded => {
-                        app.metrics
-                            .add("talkhouse_event_rows_total", &labels, report.rows as f64);
-                        Ok(())
-                    }
+                    LoadStatus::Succeeded => Ok(report.rows),
                     _ => Err(report.error.unwrap_or_else(|| "processing failed".into())),
                 }
             }
         },
     };
     match outcome {
-        Ok(()) => {
-            app.metrics.inc("talkhouse_events_processed_total", &labels);
+        Ok(rows) => {
+            app.metrics.events_processed(&event.source, 1, rows);
             if let Err(e) = app.inbox.complete(&event).await {
                 tracing::warn!(source = %event.source, event_id = %event.event_id, error = %e, "processed, but could not mark it done; it will be processed again");
             }
         }
         Err(error) => {
-            app.metrics.inc("talkhouse_events_failed_total", &labels);
             let dead = event.attempts.saturating_add(1) >= app.config.max_attempts;
+            app.metrics.event_failed(&event.source, dead);
             let retry_in = backoff(event.attempts);
             if dead {
-                app.metrics.inc("talkhouse_events_dead_total", &labels);
                 tracing::error!(source = %event.source, event_id = %event.event_id, attempts = event.attempts + 1, error, "event set aside after too many attempts");
             } else {
                 tracing::warn!(source = %event.source, event_id = %event.event_id, attempts = event.attempts + 1, retry_in = ?retry_in, error, "processing failed; will retry");

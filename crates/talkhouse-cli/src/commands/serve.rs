@@ -45,20 +45,8 @@ async fn shutdown_signal() {
 /// Configuration errors, an address in use, destination failures.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
-    let serve: talkhouse_server::ServeConfig = match &config.serve {
-        Some(t) => toml::Value::Table(t.clone())
-            .try_into()
-            .map_err(|e: toml::de::Error| crate::config::ConfigError {
-                file: config.file.clone(),
-                line: None,
-                key: e.message().split('`').nth(1).map(|k| format!("serve.{k}")),
-                message: e.message().to_owned(),
-                hint: Some("see the [serve] example in the README".into()),
-            })?,
-        None => talkhouse_server::ServeConfig::default(),
-    };
     let sources = config.build_sources(&[])?;
     let dest = config.open_destination().await?;
-    talkhouse_server::serve(serve, sources, dest, shutdown_signal()).await?;
+    talkhouse_server::serve(config.serve.clone(), sources, dest, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
