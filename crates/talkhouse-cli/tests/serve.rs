@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::Duration as Span;
 use talkhouse_destinations::duckdb::DuckDbDestination;
 use talkhouse_emulator::giosg::trigger::{ChatEndTrigger, TriggerFault};
-use talkhouse_emulator::gladly::world::World;
+use talkhouse_emulator::gladly::data::World;
 use talkhouse_emulator::gladly::{SendOptions, WebhookTarget, send_webhooks, webhooks};
 use talkhouse_emulator::{EmulatorOptions, FaultSpec, GroundTruth, Vendor};
 use talkhouse_model::Destination;
@@ -80,6 +80,24 @@ async fn metric(base: &str, name: &str) -> f64 {
         .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Waits until `serve` at `base` answers and its scheduler has finished `runs` syncs (by
+/// `/metrics`), failing the test after `limit`.
+async fn wait_for_scheduled_runs(base: &str, runs: usize, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok()
+            && metric(base, "talkhouse_sync_runs_total").await >= runs as f64
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the scheduled syncs did not finish in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 async fn truth(base_url: &str) -> GroundTruth {
@@ -344,19 +362,7 @@ async fn a_scheduled_sync_writes_the_rows_of_talkhouse_sync() {
         &sources,
     );
     let serve = Serve::start(&config, dir.path());
-    let started = Instant::now();
-    loop {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok()
-            && metric(&base, "talkhouse_sync_runs_total").await >= vendors.len() as f64
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "the scheduled syncs did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_for_scheduled_runs(&base, vendors.len(), Duration::from_secs(180)).await;
     for v in vendors {
         let failed = format!("talkhouse_sync_runs_total{{source=\"{v}\",status=\"failed\"}}");
         assert_eq!(
@@ -427,19 +433,7 @@ async fn vendor_requests_reach_metrics_and_status_alike() {
         &sources_toml([&ada]),
     );
     let serve = Serve::start(&config, dir.path());
-    let started = Instant::now();
-    loop {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok()
-            && metric(&base, "talkhouse_sync_runs_total").await >= 1.0
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the scheduled sync did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_for_scheduled_runs(&base, 1, Duration::from_secs(120)).await;
     assert_eq!(
         metric(
             &base,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::world::{Job, Quirk, World, kind};
+use super::data::{Job, Quirk, World, kind};
 use crate::EmulatorOptions;
 
 /// The four files of a job.

@@ -42,7 +42,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use super::world::{ConvSpec, Ct, SPECIAL, Who, World, kind, mix, special};
+use super::data::{ConvSpec, Ct, SPECIAL, Who, World, kind, mix, special};
 
 /// The metric sets served.
 pub const METRIC_SETS: [&str; 3] = [
@@ -218,6 +218,13 @@ const CONTACT_HEADERS: [&str; 29] = [
     "Times Transferred",
 ];
 
+/// A contact's handle time and after-contact time, in tenths of seconds: one formula for the
+/// contact report and its truth.
+fn contact_handle(w: &World, c: &ConvSpec) -> (u64, u64) {
+    let handle = 600 + mix(&[w.seed, c.key, 1]) % 9000;
+    (handle, handle / 7)
+}
+
 fn contact_line(w: &World, c: &ConvSpec, now: DateTime<Utc>, tz: &str, extra: bool) -> Line {
     let id = w.id(kind::CONTACT, c.key, 0);
     let end = ended(c, now);
@@ -237,7 +244,7 @@ fn contact_line(w: &World, c: &ConvSpec, now: DateTime<Utc>, tz: &str, extra: bo
         .find(|i| i.who == Who::Agent && i.ct.is_message())
         .map(|i| i.at);
     let outbound = items.first().is_some_and(|i| i.who == Who::Agent);
-    let handle = 600 + mix(&[w.seed, c.key, 1]) % 9000;
+    let (handle, after_contact) = contact_handle(w, c);
     let ts = |t: Option<DateTime<Utc>>| t.map_or_else(String::new, |t| World::ts(t, 3));
     let mut fields = vec![
         tz.to_owned(),
@@ -288,7 +295,7 @@ fn contact_line(w: &World, c: &ConvSpec, now: DateTime<Utc>, tz: &str, extra: bo
             String::new()
         },
         if end.is_some() {
-            secs(handle / 7)
+            secs(after_contact)
         } else {
             String::new()
         },
@@ -625,9 +632,9 @@ pub fn work_truth(w: &World, now: DateTime<Utc>) -> Value {
             continue;
         }
         // The same tenths of seconds `contact_line` writes, read back as decimals.
-        let handle = 600 + mix(&[w.seed, c.key, 1]) % 9000;
+        let (handle, after_contact) = contact_handle(w, c);
         handle_sum += secs(handle).parse::<f64>().unwrap_or(0.0)
-            + secs(handle / 7).parse::<f64>().unwrap_or(0.0);
+            + secs(after_contact).parse::<f64>().unwrap_or(0.0);
         timed += 1;
         for agent in session_agents(w, c).into_iter().flatten() {
             *per_agent

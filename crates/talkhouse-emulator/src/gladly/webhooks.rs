@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::world::{Ct, SPECIAL, Who, World, kind, mix, special};
+use super::data::{Ct, SPECIAL, Who, World, kind, mix, special};
 
 /// Where to post, and with which Basic credentials.
 #[derive(Debug, Clone)]

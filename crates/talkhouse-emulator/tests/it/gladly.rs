@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
-use talkhouse_emulator::gladly::{API_TOKEN, API_USER, NO_PERMISSION_USER, world::World};
+use talkhouse_emulator::gladly::{API_TOKEN, API_USER, NO_PERMISSION_USER, data::World};
 use talkhouse_emulator::{Clock, EmulatorOptions, Running, Variants, Vendor, start};
 
 fn t0() -> DateTime<Utc> {
@@ -501,7 +501,7 @@ async fn reports_answer_csv_keep_old_ids_and_keep_their_budget() {
     );
     let body = String::from_utf8_lossy(&bytes).into_owned();
     let w = World::new(&o);
-    let merged_away = w.customer_id(talkhouse_emulator::gladly::world::SPECIAL);
+    let merged_away = w.customer_id(talkhouse_emulator::gladly::data::SPECIAL);
     assert!(
         body.contains(&merged_away),
         "the report keeps the merged-away customer's id"

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
-use talkhouse_emulator::gladly::world::{World, kind};
+use talkhouse_emulator::gladly::data::{World, kind};
 use talkhouse_emulator::gladly::{API_TOKEN, API_USER};
 use talkhouse_emulator::{Clock, EmulatorOptions, GroundTruth, Running, Vendor, start};
 use talkhouse_http::{Auth, Client, ClientConfig, Request};
