@@ -325,6 +325,65 @@ async fn test_traffic_is_left_out_until_include_test() {
     }
 }
 
+/// The reports keep the ids a merge retired; the model's views name the id each customer and
+/// conversation goes by now: every session and work row reported under a retired id is counted
+/// under its survivor, none under the retired id.
+async fn assert_the_model_names_merged_ids_by_their_current_id(
+    path: &std::path::Path,
+    customers: &serde_json::Map<String, Value>,
+    conversations: &serde_json::Map<String, Value>,
+) {
+    use talkhouse_destinations::duckdb::DuckDbDestination;
+    use talkhouse_model::Destination;
+
+    let dest = DuckDbDestination::open(path).expect("warehouse");
+    let count = |sql: String| {
+        let dest = &dest;
+        async move {
+            dest.query(&sql).await.expect("query")[0]["n"]
+                .as_u64()
+                .unwrap_or(u64::MAX)
+        }
+    };
+    let mut reported_under_old = 0;
+    for (column, merges) in [
+        ("customer_id", customers),
+        ("conversation_id", conversations),
+    ] {
+        for (old, new) in merges {
+            let new = new.as_str().expect("an id");
+            for (view, table) in [
+                ("talkhouse.sessions", "talkhouse.model_sessions"),
+                ("talkhouse.work", "talkhouse.model_work"),
+            ] {
+                let raw = |id: &str| {
+                    count(format!(
+                        "SELECT count(*) AS n FROM {table} WHERE {column} = '{id}' \
+                         AND _deleted_at IS NULL"
+                    ))
+                };
+                let (under_old, under_new) = (raw(old).await, raw(new).await);
+                reported_under_old += under_old;
+                let seen = |id: &str| {
+                    count(format!(
+                        "SELECT count(*) AS n FROM {view} WHERE source = 'gladly' AND {column} = '{id}'"
+                    ))
+                };
+                assert_eq!(seen(old).await, 0, "{view}.{column} still names {old}");
+                assert_eq!(
+                    seen(new).await,
+                    under_old + under_new,
+                    "{view}.{column}: rows reported under {old} and {new}"
+                );
+            }
+        }
+    }
+    assert!(
+        reported_under_old > 0,
+        "the reports name some retired id, or this proves nothing"
+    );
+}
+
 /// `purge` finds a Gladly customer under every id merges gave them (the merge chains are the
 /// Gladly source's knowledge, not the CLI's), their conversations with them, the retired
 /// conversation ids and the model's id history included, and leaves everyone else.
@@ -352,6 +411,10 @@ async fn purge_finds_a_merged_gladly_customer_under_every_id() {
         .as_object()
         .expect("merged customers");
     assert_eq!(merged.len(), 2);
+    let conversations = truth["extra"]["merged_conversations"]
+        .as_object()
+        .expect("merged conversations");
+    assert_the_model_names_merged_ids_by_their_current_id(&path, merged, conversations).await;
     let mut ids: Vec<String> = Vec::new();
     for (old, new) in merged {
         let new = new.as_str().expect("an id");
@@ -408,6 +471,21 @@ async fn purge_finds_a_merged_gladly_customer_under_every_id() {
             "conversation_id",
             &conversations,
         ),
+        (
+            "gladly.conversation_assignments",
+            "conversation_id",
+            &conversations,
+        ),
+        ("gladly.contacts", "customer_id", &ids),
+        ("gladly.work_sessions", "customer_id", &ids),
+        ("talkhouse.model_sessions", "customer_id", &ids),
+        (
+            "talkhouse.model_sessions",
+            "conversation_id",
+            &conversations,
+        ),
+        ("talkhouse.model_work", "customer_id", &ids),
+        ("talkhouse.model_work", "conversation_id", &conversations),
     ] {
         let n = count(format!(
             "SELECT count(*) AS n FROM {table} WHERE {column} IN ({})",

@@ -65,6 +65,12 @@ pub trait Source: Send + Sync {
     fn customer_id_history(&self) -> Option<IdHistory> {
         None
     }
+    /// Where the source records the conversation ids that merges retired (old → new), if the
+    /// vendor merges conversations: `talkhouse purge` follows these chains both ways, so that a
+    /// conversation is erased under every id it had.
+    fn conversation_id_history(&self) -> Option<IdHistory> {
+        None
+    }
     /// Tables and columns that identify one conversation (the conversation id as the
     /// cross-vendor model stores it), for `talkhouse purge`: a customer's conversations go
     /// whole, the agents' and bots' replies in them included.

@@ -118,3 +118,22 @@ pub async fn customer_ids(
         None => Ok(vec![customer.to_owned()]),
     }
 }
+
+/// Every id one conversation of `source` had or has, `conversation` first, for `talkhouse
+/// purge`: where the vendor merges conversations ([`Source::conversation_id_history`]; Gladly),
+/// the chains in the warehouse are followed both ways.
+///
+/// # Errors
+/// When the destination cannot run the queries.
+pub async fn conversation_ids(
+    source: &dyn Source,
+    dest: &dyn Destination,
+    conversation: &str,
+) -> Result<Vec<String>, DestinationError> {
+    match source.conversation_id_history() {
+        Some(history) => {
+            gladly::follow_id_history(dest, source.name(), history, conversation).await
+        }
+        None => Ok(vec![conversation.to_owned()]),
+    }
+}

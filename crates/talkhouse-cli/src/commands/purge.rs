@@ -13,7 +13,8 @@ use crate::config::Config;
 /// identifies the customer, and their conversations whole (the agents' and bots' replies in
 /// them included), in every configured source (or those named) and in the cross-vendor
 /// model. Where the source keeps the customer ids merges retired, every id of the person is
-/// erased (`talkhouse_sources::customer_ids`). Prints what it removed, per table.
+/// erased (`talkhouse_sources::customer_ids`), and every conversation under every id merges
+/// gave it (`talkhouse_sources::conversation_ids`). Prints what it removed, per table.
 ///
 /// Ultimate's exports carry no customer id, so its rows cannot be found by customer. The
 /// rows go from the warehouse; ask the vendor to erase its own copy.
@@ -68,10 +69,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .map(str::to_owned)
             }));
         }
-        let mut plan: Vec<(TableRef, &'static str, &[String])> = vec![
-            (model::MESSAGES, "conversation_id", &conversations),
-            (model::CONVERSATIONS, "conversation_id", &conversations),
-        ];
+        // Under every id a merge gave them.
+        for id in conversations.clone() {
+            for other in talkhouse_sources::conversation_ids(&**source, &*dest, &id).await? {
+                if !conversations.contains(&other) {
+                    conversations.push(other);
+                }
+            }
+        }
+        // Every model table that names a conversation or a customer (messages, sessions, work…).
+        let mut plan: Vec<(TableRef, &'static str, &[String])> = Vec::new();
+        for spec in model::tables() {
+            for column in &spec.columns {
+                match column.name {
+                    "conversation_id" => plan.push((spec.table, column.name, &conversations)),
+                    "customer_id" => plan.push((spec.table, column.name, &ids)),
+                    _ => {}
+                }
+            }
+        }
         plan.extend(
             source
                 .conversation_columns()

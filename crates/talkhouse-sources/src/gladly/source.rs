@@ -351,6 +351,14 @@ impl Source for GladlySource {
         })
     }
 
+    fn conversation_id_history(&self) -> Option<talkhouse_model::IdHistory> {
+        Some(talkhouse_model::IdHistory {
+            table: tables::CONVERSATION_MERGES,
+            old: "old_id",
+            new: "new_id",
+        })
+    }
+
     fn conversation_columns(&self) -> Vec<(TableRef, &'static str)> {
         vec![
             (tables::CONVERSATIONS, "id"),
