@@ -408,9 +408,10 @@ pub struct ReportRows {
     pub per_conversation: Vec<QueryRow>,
     /// [`sql::per_session`].
     pub per_session: Vec<QueryRow>,
-    /// [`sql::first_response`].
+    /// [`sql::first_response`] (the report runs [`sql::first_response_with_histogram`]).
     pub first_response: Vec<QueryRow>,
-    /// [`sql::first_response_histogram`].
+    /// [`sql::first_response_histogram`] (the report takes it from the first response's row:
+    /// [`sql::histogram_rows`]).
     pub first_response_histogram: Vec<QueryRow>,
     /// [`sql::outcomes`].
     pub outcomes: Vec<QueryRow>,
@@ -471,17 +472,15 @@ pub async fn report_with(
                 source,
             })
     };
+    // The first responses and their histogram in one pass over the view (its costliest).
+    let first_response = run("first_response", sql::first_response_with_histogram(since)).await?;
     let mut rows = ReportRows {
         conversation_counts: run("conversation_counts", sql::conversation_counts(since)).await?,
         message_counts: run("message_counts", sql::message_counts(since)).await?,
         per_conversation: run("per_conversation", sql::per_conversation(since)).await?,
         per_session: run("per_session", sql::per_session(since)).await?,
-        first_response: run("first_response", sql::first_response(since)).await?,
-        first_response_histogram: run(
-            "first_response_histogram",
-            sql::first_response_histogram(since),
-        )
-        .await?,
+        first_response_histogram: sql::histogram_rows(&first_response),
+        first_response,
         outcomes: run("outcomes", sql::outcomes(since)).await?,
         test_left_out: run("test_left_out", sql::test_left_out(since)).await?,
         ..ReportRows::default()

@@ -51,6 +51,36 @@ async fn run(engine: &dyn Engine) {
     // Row-level checks of the views.
     support::check_views(engine.dest(), &data).await;
     support::work::check_views(engine.dest(), &data.work).await;
+    // The report takes the first-response histogram from the first response's own row: the
+    // same buckets and counts as the histogram's own query.
+    for since in [None, Some(data.since_day())] {
+        let pairs = |rows: &[serde_json::Map<String, serde_json::Value>]| -> Vec<(u64, u64)> {
+            let n = |v: Option<&serde_json::Value>| {
+                let v = v.unwrap();
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .unwrap()
+            };
+            rows.iter()
+                .map(|r| (n(r.get("bucket")), n(r.get("n"))))
+                .collect()
+        };
+        let own = engine
+            .dest()
+            .query(&talkhouse_analytics::sql::first_response_histogram(since))
+            .await
+            .unwrap();
+        let combined = engine
+            .dest()
+            .query(&talkhouse_analytics::sql::first_response_with_histogram(
+                since,
+            ))
+            .await
+            .unwrap();
+        assert!(!own.is_empty());
+        let taken = talkhouse_analytics::sql::histogram_rows(&combined);
+        assert_eq!(pairs(taken.as_slice()), pairs(own.as_slice()));
+    }
     // The report, whole and with --since.
     let report = talkhouse_analytics::report(engine.dest(), None)
         .await
