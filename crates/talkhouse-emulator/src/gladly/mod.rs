@@ -28,7 +28,9 @@
 //!
 //! Test helpers outside `/api/v1`: `GET /_emulator/gladly/downloads` (file downloads per
 //! `jobId/file`), `GET /_emulator/gladly/events?from=…&to=…` (the webhook events of that
-//! window, see [`webhooks`]), `GET /_emulator/gladly/reports` (every report request).
+//! window, see [`webhooks`]), `GET /_emulator/gladly/reports` (every report request),
+//! `GET /_emulator/gladly/requests` (authenticated API requests per `METHOD path`, query left
+//! out).
 //!
 //! # Data and quirks
 //! See [`world`]: a time grid of regular conversations over the 30 days before the start clock
@@ -116,6 +118,8 @@ struct AppState {
     moved_location: bool,
     buckets: Mutex<BTreeMap<String, Arc<Bucket>>>,
     downloads: Mutex<BTreeMap<String, u64>>,
+    /// Authenticated API requests per `METHOD path`.
+    requests: Mutex<BTreeMap<String, u64>>,
     report_gate: reports::ReportGate,
     report_options: reports::ReportOptions,
 }
@@ -193,6 +197,7 @@ pub fn app(opts: &EmulatorOptions) -> VendorApp {
         moved_location: v.on("gladly.moved_location"),
         buckets: Mutex::new(BTreeMap::new()),
         downloads: Mutex::new(BTreeMap::new()),
+        requests: Mutex::new(BTreeMap::new()),
         report_gate: reports::ReportGate::new(opts.strict_rate_limits),
         report_options: reports::ReportOptions {
             row_cap: v
@@ -229,6 +234,7 @@ pub fn app(opts: &EmulatorOptions) -> VendorApp {
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .route("/_emulator/gladly/downloads", get(downloads))
         .route("/_emulator/gladly/reports", get(report_log))
+        .route("/_emulator/gladly/requests", get(request_log))
         .route("/_emulator/gladly/events", get(events))
         .with_state(state.clone());
     let clock = opts.clock.clone();
@@ -282,6 +288,11 @@ async fn guard(State(st): State<St>, req: Request, next: Next) -> Response {
             return r;
         }
     }
+    *st.requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(format!("{} {}", req.method(), req.uri().path()))
+        .or_default() += 1;
     if req.uri().path() == "/api/v1/reports" {
         // Reports have a budget of their own (see `report`).
         let mut resp = next.run(req).await;
@@ -789,6 +800,15 @@ async fn report(State(st): State<St>, body: axum::body::Bytes) -> Response {
 
 async fn report_log(State(st): State<St>) -> Response {
     json_ok(st.report_gate.log_json())
+}
+
+async fn request_log(State(st): State<St>) -> Response {
+    let r = st
+        .requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    json_ok(json!(r))
 }
 
 async fn downloads(State(st): State<St>) -> Response {
