@@ -28,6 +28,8 @@ pub(super) struct AppState {
     pub(super) moved_location: bool,
     pub(super) buckets: Mutex<BTreeMap<String, Arc<Bucket>>>,
     pub(super) downloads: Mutex<BTreeMap<String, u64>>,
+    /// Authenticated API requests per `METHOD path`.
+    pub(super) requests: Mutex<BTreeMap<String, u64>>,
     pub(super) report_gate: reports::ReportGate,
     pub(super) report_options: reports::ReportOptions,
 }
@@ -151,6 +153,11 @@ pub(super) async fn guard(State(st): State<St>, req: Request, next: Next) -> Res
             return r;
         }
     }
+    *st.requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(format!("{} {}", req.method(), req.uri().path()))
+        .or_default() += 1;
     if req.uri().path() == "/api/v1/reports" {
         // Reports have a budget of their own (see `report`).
         let mut resp = next.run(req).await;
@@ -628,6 +635,16 @@ pub(super) async fn report(State(st): State<St>, body: axum::body::Bytes) -> Res
 
 pub(super) async fn report_log(State(st): State<St>) -> Response {
     json_ok(st.report_gate.log_json())
+}
+
+/// `GET /_emulator/gladly/requests`: authenticated API requests per `METHOD path`.
+pub(super) async fn request_log(State(st): State<St>) -> Response {
+    let r = st
+        .requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    json_ok(json!(r))
 }
 
 pub(super) async fn downloads(State(st): State<St>) -> Response {

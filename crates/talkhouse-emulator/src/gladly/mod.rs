@@ -28,7 +28,9 @@
 //!
 //! Test helpers outside `/api/v1`: `GET /_emulator/gladly/downloads` (file downloads per
 //! `jobId/file`), `GET /_emulator/gladly/events?from=…&to=…` (the webhook events of that
-//! window, see [`webhooks`]), `GET /_emulator/gladly/reports` (every report request).
+//! window, see [`webhooks`]), `GET /_emulator/gladly/reports` (every report request),
+//! `GET /_emulator/gladly/requests` (authenticated API requests per `METHOD path`, query left
+//! out).
 //!
 //! # Data and quirks
 //! See [`data`]: a time grid of regular conversations over the 30 days before the start clock
@@ -93,7 +95,7 @@ use crate::{Credentials, EmulatorOptions};
 use api::{
     AppState, St, agent, agents, conversation, conversation_items, customer,
     customer_conversations, downloads, events, events_api, file, guard, inbox, inboxes, item, job,
-    jobs, organization, report, report_log, schedules, team, teams, topic, topics,
+    jobs, organization, report, report_log, request_log, schedules, team, teams, topic, topics,
 };
 use data::World;
 
@@ -121,6 +123,7 @@ pub fn app(opts: &EmulatorOptions) -> VendorApp {
         moved_location: v.on("gladly.moved_location"),
         buckets: Mutex::new(BTreeMap::new()),
         downloads: Mutex::new(BTreeMap::new()),
+        requests: Mutex::new(BTreeMap::new()),
         report_gate: reports::ReportGate::new(opts.strict_rate_limits),
         report_options: reports::ReportOptions {
             row_cap: v
@@ -157,6 +160,7 @@ pub fn app(opts: &EmulatorOptions) -> VendorApp {
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .route("/_emulator/gladly/downloads", get(downloads))
         .route("/_emulator/gladly/reports", get(report_log))
+        .route("/_emulator/gladly/requests", get(request_log))
         .route("/_emulator/gladly/events", get(events))
         .with_state(state.clone());
     let clock = opts.clock.clone();

@@ -48,6 +48,9 @@ const fn default_reports_per_minute() -> u32 {
 const fn default_reports_concurrency() -> usize {
     2
 }
+const fn default_true() -> bool {
+    true
+}
 fn default_row_caps() -> Vec<u64> {
     vec![100_000, 1_000_000]
 }
@@ -120,6 +123,13 @@ pub struct GladlyConfig {
     /// 1000000): a report of exactly that many rows is a warning in `talkhouse status`.
     #[serde(default = "default_row_caps")]
     pub reports_row_caps: Vec<u64>,
+    /// Take the metadata of the conversations new export jobs name from the conversation
+    /// report read in the same sync (default true), instead of one `GET /conversations/{id}`
+    /// each: their `topic_ids` and `custom_attributes` stay NULL and their times have the
+    /// report's precision. `false` reads every conversation over REST again (needs `reports`
+    /// to hold `conversation_report` to matter).
+    #[serde(default = "default_true")]
+    pub conversations_from_report: bool,
 }
 
 impl GladlyConfig {

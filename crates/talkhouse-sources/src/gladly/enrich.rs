@@ -1,8 +1,9 @@
 //! The enrichment streams: `customers` (`GET /customer-profiles/{id}`, merges followed) and
-//! `conversations` (`GET /conversations/{id}`) for the ids of every new export job, and the
-//! full lists (`agents`, `topics`, `inboxes`, `teams`).
+//! `conversations` (the conversation report's row when the same sync read one, else
+//! `GET /conversations/{id}`) for the ids of every new export job, each id once a sync, and
+//! the full lists (`agents`, `topics`, `inboxes`, `teams`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
@@ -10,7 +11,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use talkhouse_model::time::parse_timestamp;
-use talkhouse_model::{Event, SourceError, StreamContext};
+use talkhouse_model::{Cell, Event, Row, SourceError, StreamContext};
 
 use super::export::{JobIds, JobInfo};
 use super::generator::Emitter;
@@ -40,6 +41,18 @@ pub(super) enum Fate {
     Merged,
     /// It answered 404 (deleted) or something unreadable.
     Gone,
+}
+
+/// One id an enrichment stream works on, with what the export and the report said of it.
+#[derive(Debug, Clone, Default)]
+struct Work {
+    id: String,
+    /// The channel of its earliest message in the job (conversations).
+    channel: Option<&'static str>,
+    /// The customer its items named (conversations).
+    customer: Option<String>,
+    /// Its conversation report row, read in the same run (conversations).
+    report: Option<Row>,
 }
 
 /// Where an enrichment pass stopped.
@@ -74,14 +87,22 @@ impl GladlySource {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(entry) = cache.get_mut(&job.id) {
                 let mut out = JobIds::default();
-                match kind {
-                    FileKind::Customers => out.customers = std::mem::take(&mut entry.customers),
-                    _ => out.conversations = std::mem::take(&mut entry.conversations),
-                }
+                let whole = match kind {
+                    FileKind::Customers => {
+                        out.customers = std::mem::take(&mut entry.customers);
+                        std::mem::replace(&mut entry.customers_complete, false)
+                    }
+                    _ => {
+                        out.conversations = std::mem::take(&mut entry.conversations);
+                        true
+                    }
+                };
                 if entry.customers.is_empty() && entry.conversations.is_empty() {
                     cache.remove(&job.id);
                 }
-                return Ok(out);
+                if whole {
+                    return Ok(out);
+                }
             }
         }
         let mut ids = JobIds::default();
@@ -114,6 +135,9 @@ impl GladlySource {
                 .retain(|_, v| parse_timestamp(v).is_none_or(|t| newest - t < Duration::days(16)));
         }
         let conc = self.cfg.max_concurrency.max(1);
+        // Ids enriched by an earlier job of this run: their answer would be the same, so each
+        // is fetched (or taken from the report) once a run, at its first job.
+        let mut enriched: HashSet<String> = HashSet::new();
         for job in &jobs {
             if state.jobs.contains_key(&job.id) {
                 continue;
@@ -124,12 +148,23 @@ impl GladlySource {
                 FileKind::Items
             };
             let ids = self.job_ids(job, kind, stream).await?;
-            let work: Vec<(String, Option<&'static str>, Option<String>)> = if stream == CUSTOMERS {
-                ids.customers.into_iter().map(|c| (c, None, None)).collect()
+            let work: Vec<Work> = if stream == CUSTOMERS {
+                ids.customers
+                    .into_iter()
+                    .map(|id| Work {
+                        id,
+                        ..Work::default()
+                    })
+                    .collect()
             } else {
                 ids.conversations
                     .into_iter()
-                    .map(|(c, note)| (c, note.first.map(|(_, ch)| ch), note.customer))
+                    .map(|(id, note)| Work {
+                        id,
+                        channel: note.first.map(|(_, ch)| ch),
+                        customer: note.customer,
+                        report: note.report,
+                    })
                     .collect()
             };
             let start = state
@@ -142,8 +177,9 @@ impl GladlySource {
             for chunk in work.get(start..).unwrap_or_default().chunks(25) {
                 let futs: Vec<BoxFuture<'_, Result<Vec<Event>, SourceError>>> = chunk
                     .iter()
+                    .filter(|w| enriched.insert(w.id.clone()))
                     .cloned()
-                    .map(|(id, ch, customer)| self.enrich_one(stream, id, ch, customer, seen_at))
+                    .map(|w| self.enrich_one(stream, w, seen_at))
                     .collect();
                 let results: Vec<Result<Vec<Event>, SourceError>> =
                     futures::stream::iter(futs).buffered(conc).collect().await;
@@ -164,25 +200,41 @@ impl GladlySource {
         em.emit(Event::Checkpoint(to_json(&state))).await
     }
 
+    /// One id of an enrichment stream: a customer by GET; a conversation from its report row
+    /// when the report has it (and it was not merged away), else by GET.
     fn enrich_one(
         &self,
         stream: &'static str,
-        id: String,
-        channel: Option<&'static str>,
-        customer: Option<String>,
+        work: Work,
         seen_at: Option<DateTime<Utc>>,
     ) -> BoxFuture<'_, Result<Vec<Event>, SourceError>> {
         Box::pin(async move {
             if stream == CUSTOMERS {
-                self.customer(&id, seen_at, 0, stream).await
-            } else {
-                let hint = ConvHint {
-                    channel,
-                    customer: customer.as_deref(),
-                    merged_into: None,
-                };
-                self.conversation(&id, hint, seen_at, stream, false).await
+                return self.customer(&work.id, seen_at, 0, stream).await;
             }
+            if let Some(report) = work
+                .report
+                .as_ref()
+                .filter(|r| r.get("status").and_then(Cell::as_str) != Some(records::REPORT_MERGED))
+            {
+                return Ok(
+                    match records::conversation_report_rows(report, work.channel, seen_at) {
+                        Ok(rows) => vec![Event::Records(rows)],
+                        Err(error) => vec![quarantine(
+                            &format!("conversation_report {}", work.id),
+                            error,
+                            report.raw.as_deref().unwrap_or("").as_bytes(),
+                        )],
+                    },
+                );
+            }
+            let hint = ConvHint {
+                channel: work.channel,
+                customer: work.customer.as_deref(),
+                merged_into: None,
+            };
+            self.conversation(&work.id, hint, seen_at, stream, false)
+                .await
         })
     }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use talkhouse_http::Request;
 use talkhouse_model::time::parse_timestamp;
-use talkhouse_model::{Event, Quarantined, SourceError, StreamContext};
+use talkhouse_model::{Event, Quarantined, Row, SourceError, StreamContext};
 
 use super::folder::{file_stream, list_folder_jobs};
 use super::generator::Emitter;
@@ -68,6 +68,9 @@ pub(super) struct JobIds {
     pub(super) customers: BTreeSet<String>,
     /// conversation id → what its items say of it.
     pub(super) conversations: BTreeMap<String, ConvNote>,
+    /// `customers` holds every customer of the job's file (false when a resumed export
+    /// skipped the file).
+    pub(super) customers_complete: bool,
 }
 
 /// What a job's items say of one conversation.
@@ -77,6 +80,9 @@ pub(super) struct ConvNote {
     pub(super) first: Option<(DateTime<Utc>, &'static str)>,
     /// The customer its items name (to tell a merge loser from a deletion when it 404s).
     pub(super) customer: Option<String>,
+    /// Its row of the conversation report read in the same run (`gladly.conversation_report`),
+    /// which gives its metadata without a GET.
+    pub(super) report: Option<Row>,
 }
 
 impl JobIds {
@@ -286,7 +292,16 @@ impl GladlySource {
         let mut ids = JobIds::default();
         // Only the API's enrichment streams read the ids; a folder load (`load --dir`) keeps
         // none, so its memory does not grow with the file.
-        let note_ids = self.api.is_some() && resume.is_none();
+        let note_ids = self.api.is_some();
+        // A resumed job skips the files before the one it stopped in, and reads that one from
+        // its first line (lines that landed are parsed, not sent again): the ids of the files
+        // read whole are complete. `conversation_items.jsonl` comes last, so its ids always are.
+        ids.customers_complete = resume_idx.is_none_or(|r| {
+            FileKind::ALL
+                .iter()
+                .position(|k| *k == FileKind::Customers)
+                .is_some_and(|c| r <= c)
+        });
         tracing::info!(job = %job.id, "loading export job");
         for (idx, kind) in FileKind::ALL.into_iter().enumerate() {
             if resume_idx.is_some_and(|r| idx < r) {
@@ -346,7 +361,8 @@ impl GladlySource {
         state.current = None;
         state.jobs.insert(job.id.clone(), job.stamp.clone());
         em.emit(Event::Checkpoint(to_json(state))).await?;
-        // A resumed job skipped files: its ids are incomplete, enrichment reads the files again.
+        // Customers of a job resumed past its customers file are incomplete: the `customers`
+        // stream reads that file again.
         if note_ids {
             self.cache
                 .lock()

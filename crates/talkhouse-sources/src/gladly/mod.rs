@@ -7,13 +7,28 @@
 //!   and `gladly.conversation_items` (+ `talkhouse.model_messages` for messages). Every content
 //!   type lands, unknown future ones included (typed columns where known, `_raw` always).
 //! * Streams `customers` (after `export`) and `conversations` (after `customers`):
-//!   `GET /customer-profiles/{id}` for every customer of every new job, `GET /conversations/{id}`
-//!   for every conversation its items name (→ `gladly.conversations`,
+//!   `GET /customer-profiles/{id}` for every customer of every new job, and for every
+//!   conversation its items name, its metadata (→ `gladly.conversations`,
 //!   `gladly.conversation_assignments`: each inbox/agent pair a conversation was seen in, and
-//!   `talkhouse.model_conversations`). Both share the organisation's 10 requests/s, so running
-//!   them one after the other costs no time, and it makes the first sighting of an assignment
-//!   (its `seen_at`) the same on every run: a merged customer's conversations, re-read by
-//!   `customers`, would otherwise race the same rows from `conversations`.
+//!   `talkhouse.model_conversations`). Each id is enriched once a sync, at the first new job
+//!   that names it (its `seen_at`): a later job of the same sync would get the same answer.
+//!   A conversation's metadata comes from its row of the conversation report read in the same
+//!   sync (`conversation_report`, which runs beside `customers`, so it has finished when
+//!   `conversations` starts) without any request: customer, current inbox and agent, status,
+//!   created and last closed. Its `topic_ids` and `custom_attributes` stay NULL (the report
+//!   has no ids for topics, only names in `gladly.conversation_report.topics`, and no custom
+//!   attributes; webhooks and `events` still read conversations over REST, with both), its
+//!   times have the report's precision (Gladly's CSV has minutes), and its `_raw` holds those
+//!   fields under their REST names plus the report row (`conversationExportReport`). A
+//!   conversation the report has no row for (its day not in the report yet, `reports`
+//!   without `conversation_report`, a customer deleted on request, an enrichment resumed in a
+//!   later sync) or shows as `MERGED` is read with `GET /conversations/{id}` as before, so a
+//!   404 still tells a merge loser or a deletion. `conversations_from_report = false` reads
+//!   every conversation over REST (topic ids and custom attributes included), at one request
+//!   each. Both streams share the organisation's 10 requests/s, so running them one after the
+//!   other costs no time, and it makes the first sighting of an assignment (its `seen_at`) the
+//!   same on every run: a merged customer's conversations, re-read by `customers`, would
+//!   otherwise race the same rows from `conversations`.
 //! * Streams `agents`, `topics` (with `parent_id`), `inboxes`, `teams` (with `agent_ids`, so
 //!   that work can be grouped by team) (after `export`): the full lists.
 //! * Report streams (see `reports.rs`), each `POST /reports` over day windows, CSV answers:
@@ -58,6 +73,10 @@
 //! second client (`reports_concurrency`, default 2, with its own back-off, so a 429 on a report
 //! stalls no other stream) behind a limiter that starts at most `reports_per_minute` (10)
 //! requests in any minute.
+//! What a sync spends (see `docs/benchmarks.md`, `bench/gladly-requests`): one GET per customer
+//! of the new jobs, none per conversation the conversation report covers (one report request
+//! per `reports_window_days` window holds them all), one per conversation it does not, and
+//! nothing twice in one sync.
 //!
 //! # Incremental cursor
 //! `export`: a ledger of processed job ids (→ `updatedAt`), plus the position (`job`, `file`,

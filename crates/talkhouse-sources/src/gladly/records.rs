@@ -379,48 +379,113 @@ pub fn conversation_rows(
     seen_at: Option<DateTime<Utc>>,
 ) -> Result<Vec<Row>, String> {
     let id = req(v, "id")?;
-    let mut rows = vec![
-        Row::new(CONVERSATIONS)
-            .set("id", id)
-            .set("customer_id", s(v, "customerId"))
-            .set("inbox_id", s(v, "inboxId"))
-            .set("agent_id", s(v, "agentId"))
-            .set("status", s(v, "status"))
-            .set("topic_ids", js(v, "topicIds"))
-            .set("custom_attributes", js(v, "customAttributes"))
-            .set("created_at", ts(v, "createdAt"))
-            .set("closed_at", ts(v, "closedAt"))
-            .with_raw(v.to_string()),
-    ];
-    if let Some(inbox) = v.get("inboxId").and_then(Value::as_str) {
-        let agent = v.get("agentId").and_then(Value::as_str).unwrap_or("");
+    let row = Row::new(CONVERSATIONS)
+        .set("id", id)
+        .set("customer_id", s(v, "customerId"))
+        .set("inbox_id", s(v, "inboxId"))
+        .set("agent_id", s(v, "agentId"))
+        .set("status", s(v, "status"))
+        .set("topic_ids", js(v, "topicIds"))
+        .set("custom_attributes", js(v, "customAttributes"))
+        .set("created_at", ts(v, "createdAt"))
+        .set("closed_at", ts(v, "closedAt"))
+        .with_raw(v.to_string());
+    Ok(conversation_with_derived(row, channel, seen_at))
+}
+
+/// The `status` the conversation report gives a conversation that was merged away: such a
+/// conversation is read over REST (its 404 tells the merge).
+pub const REPORT_MERGED: &str = "MERGED";
+
+/// A conversation as `ConversationExportReport` computed it (a `gladly.conversation_report`
+/// row) → the same rows as [`conversation_rows`]: its row (customer, current inbox and agent,
+/// status, created and last closed, at the report's precision), the assignment it shows and
+/// its model row. The report carries no topic ids nor custom attributes: those columns stay
+/// NULL (the report's `topics` has the names). `_raw` holds the REST field names of what the
+/// row says (`id`, `customerId`, `inboxId`, `agentId`, `status`, `createdAt`, `closedAt`) and
+/// the report row itself under `conversationExportReport`.
+///
+/// # Errors
+/// When it has no `conversation_id`.
+pub fn conversation_report_rows(
+    report: &Row,
+    channel: Option<&str>,
+    seen_at: Option<DateTime<Utc>>,
+) -> Result<Vec<Row>, String> {
+    let text = |k: &str| {
+        report
+            .get(k)
+            .and_then(Cell::as_str)
+            .filter(|x| !x.is_empty())
+    };
+    let cell = |k: &str| report.get(k).cloned().unwrap_or(Cell::Null);
+    let stamp = |k: &str| match report.get(k) {
+        Some(Cell::Timestamp(t)) => {
+            Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        }
+        _ => Value::Null,
+    };
+    let id = text("conversation_id").ok_or("missing `conversation_id`")?;
+    let raw = serde_json::json!({
+        "id": id,
+        "customerId": text("customer_id"),
+        "inboxId": text("assigned_inbox_id_current"),
+        "agentId": text("assigned_agent_id_current"),
+        "status": text("status"),
+        "createdAt": stamp("created_at"),
+        "closedAt": stamp("last_closed_at"),
+        "conversationExportReport": report
+            .raw
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<Value>(r).ok()),
+    });
+    let row = Row::new(CONVERSATIONS)
+        .set("id", id)
+        .set("customer_id", cell("customer_id"))
+        .set("inbox_id", cell("assigned_inbox_id_current"))
+        .set("agent_id", cell("assigned_agent_id_current"))
+        .set("status", cell("status"))
+        .set("created_at", cell("created_at"))
+        .set("closed_at", cell("last_closed_at"))
+        .with_raw(raw.to_string());
+    Ok(conversation_with_derived(row, channel, seen_at))
+}
+
+/// A `gladly.conversations` row, then the assignment it shows (when it names an inbox) and its
+/// model row, both read from its cells.
+fn conversation_with_derived(
+    conv: Row,
+    channel: Option<&str>,
+    seen_at: Option<DateTime<Utc>>,
+) -> Vec<Row> {
+    let text = |k: &str| conv.get(k).and_then(Cell::as_str).map(str::to_owned);
+    let cell = |k: &str| conv.get(k).cloned().unwrap_or(Cell::Null);
+    let id = text("id").unwrap_or_default();
+    let mut rows = Vec::with_capacity(3);
+    if let Some(inbox) = text("inbox_id") {
+        let agent = text("agent_id").unwrap_or_default();
+        let raw = serde_json::json!({"conversationId": id, "inboxId": inbox, "agentId": agent})
+            .to_string();
         rows.push(
             Row::new(ASSIGNMENTS)
-                .set("conversation_id", id)
+                .set("conversation_id", id.as_str())
                 .set("inbox_id", inbox)
                 .set("agent_id", agent)
                 .set("seen_at", seen_at)
-                .with_raw(
-                    serde_json::json!({"conversationId": id, "inboxId": inbox, "agentId": agent})
-                        .to_string(),
-                ),
+                .with_raw(raw),
         );
     }
     rows.push(
         Row::new(model::CONVERSATIONS)
-            .set("conversation_id", id)
-            .set("customer_id", s(v, "customerId"))
+            .set("conversation_id", id.as_str())
+            .set("customer_id", cell("customer_id"))
             .set("channel", channel.map(str::to_owned))
-            .set("started_at", ts(v, "createdAt"))
-            .set("ended_at", ts(v, "closedAt"))
-            .set(
-                "status",
-                v.get("status")
-                    .and_then(Value::as_str)
-                    .map(str::to_lowercase),
-            ),
+            .set("started_at", cell("created_at"))
+            .set("ended_at", cell("closed_at"))
+            .set("status", text("status").map(|x| x.to_lowercase())),
     );
-    Ok(rows)
+    rows.insert(0, conv);
+    rows
 }
 
 /// What a merge retired an id of.
@@ -587,6 +652,52 @@ mod tests {
             e,
             Event::Erase(Erasure { table, .. }) if *table == model::MESSAGES
         )));
+    }
+
+    #[test]
+    fn a_report_row_makes_the_rows_a_get_makes() {
+        let t = parse_timestamp("2026-03-01T10:00:00Z").expect("a time");
+        let v = serde_json::json!({"id": "c1", "customerId": "u1", "inboxId": "i1",
+            "agentId": "a1", "status": "CLOSED", "createdAt": "2026-03-01T10:00:00Z",
+            "closedAt": "2026-03-01T11:00:00Z", "topicIds": ["t1"]});
+        let rest = conversation_rows(&v, Some("chat"), Some(t)).expect("rows");
+        let report = Row::new(crate::gladly::CONVERSATION_REPORT)
+            .set("conversation_id", "c1")
+            .set("customer_id", "u1")
+            .set("assigned_inbox_id_current", "i1")
+            .set("assigned_agent_id_current", "a1")
+            .set("status", "CLOSED")
+            .set("created_at", t)
+            .set("last_closed_at", t + chrono::Duration::hours(1))
+            .with_raw(r#"{"Conversation ID":"c1"}"#);
+        let got = conversation_report_rows(&report, Some("chat"), Some(t)).expect("rows");
+        assert_eq!(got.len(), 3);
+        assert_eq!(got.len(), rest.len());
+        for (a, b) in got.iter().zip(&rest) {
+            assert_eq!(a.table, b.table);
+            if a.table == CONVERSATIONS {
+                for col in [
+                    "id",
+                    "customer_id",
+                    "inbox_id",
+                    "agent_id",
+                    "status",
+                    "created_at",
+                    "closed_at",
+                ] {
+                    assert_eq!(a.get(col), b.get(col), "{col}");
+                }
+                assert_eq!(a.get("topic_ids"), None, "the report has no topic ids");
+                let raw: Value =
+                    serde_json::from_str(a.raw.as_deref().unwrap_or("")).expect("json");
+                assert_eq!(raw["inboxId"], "i1");
+                assert_eq!(raw["closedAt"], "2026-03-01T11:00:00.000Z");
+                assert_eq!(raw["conversationExportReport"]["Conversation ID"], "c1");
+            } else {
+                assert_eq!(a, b);
+            }
+        }
+        assert!(conversation_report_rows(&Row::new(CONVERSATIONS), None, None).is_err());
     }
 
     #[test]

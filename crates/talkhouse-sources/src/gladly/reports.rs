@@ -31,7 +31,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use talkhouse_http::{Auth, Client, ClientConfig, Request};
-use talkhouse_model::{Event, SourceError, StreamContext};
+use talkhouse_model::{Cell, Event, Row, SourceError, StreamContext};
 
 use super::config::GladlyConfig;
 use super::generator::Emitter;
@@ -52,6 +52,9 @@ pub(super) struct ReportKind {
     /// Gladly computes it when it is requested (re-read `conversation_report_reread_days`).
     recomputed: bool,
 }
+
+/// The conversation report's stream, whose rows also stand in for `GET /conversations/{id}`.
+pub(super) const CONVERSATION_REPORT: &str = "conversation_report";
 
 /// The report streams, in stream order.
 pub(super) static REPORTS: [ReportKind; 3] = [
@@ -82,7 +85,7 @@ pub(super) static REPORTS: [ReportKind; 3] = [
         recomputed: false,
     },
     ReportKind {
-        stream: "conversation_report",
+        stream: CONVERSATION_REPORT,
         metric_set: "ConversationExportReport",
         shape: ReportShape {
             table: tables::CONVERSATION_REPORT,
@@ -380,6 +383,29 @@ impl GladlySource {
         }
     }
 
+    /// Hands the conversation report's rows of conversations that the new export jobs of this
+    /// run name to the `conversations` stream, which then needs no GET for them. Rows of other
+    /// conversations are not kept, so what is held grows with the new jobs, not the report.
+    fn note_report_conversations(&self, rows: &[Row]) {
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.is_empty() {
+            return;
+        }
+        for row in rows {
+            let Some(id) = row.get("conversation_id").and_then(Cell::as_str) else {
+                continue;
+            };
+            for ids in cache.values_mut() {
+                if let Some(note) = ids.conversations.get_mut(id) {
+                    note.report = Some(row.clone());
+                }
+            }
+        }
+    }
+
     /// A report stream: its windows, oldest first, a checkpoint after each.
     pub(super) async fn run_report(
         &self,
@@ -415,6 +441,9 @@ impl GladlySource {
                 not_ended = parsed.not_ended,
                 "report read"
             );
+            if kind.stream == CONVERSATION_REPORT && self.cfg.conversations_from_report {
+                self.note_report_conversations(&parsed.rows);
+            }
             for row in parsed.rows {
                 // A contact is also a session of the model, a work session agent work.
                 let model = model_rows::model_rows_of(&row);

@@ -11,7 +11,8 @@ pub const MERGES: TableRef = TableRef::source("customer_merges");
 /// `gladly.conversation_merges`: `old_id → new_id` of conversations a merge retired (merge
 /// events, and OPEN→OPEN merge losers: a 404 whose items reappear under another conversation).
 pub const CONVERSATION_MERGES: TableRef = TableRef::source("conversation_merges");
-/// `gladly.conversations`: `GET /conversations/{id}`.
+/// `gladly.conversations`: the conversation report's row of each conversation an export job
+/// names (no topic ids nor custom attributes), else `GET /conversations/{id}`.
 pub const CONVERSATIONS: TableRef = TableRef::source("conversations");
 /// `gladly.conversation_assignments`: every (inbox, agent) a conversation was seen in.
 pub const ASSIGNMENTS: TableRef = TableRef::source("conversation_assignments");
