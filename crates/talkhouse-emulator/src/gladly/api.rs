@@ -34,6 +34,9 @@ pub(super) struct AppState {
     pub(super) report_options: reports::ReportOptions,
 }
 
+/// A refused request's answer (boxed: an answer is large, and most checks pass).
+type Refusal = Box<Response>;
+
 /// The handlers' state.
 pub(super) type St = Arc<AppState>;
 
@@ -93,18 +96,21 @@ impl AppState {
         &self,
         name: &str,
         value: Option<&str>,
-    ) -> Result<Option<DateTime<Utc>>, Response> {
+    ) -> Result<Option<DateTime<Utc>>, Refusal> {
         value
             .map(|v| {
-                parse_time(v).ok_or_else(|| self.invalid(&format!("{name} is not ISO 8601"), name))
+                parse_time(v)
+                    .ok_or_else(|| Box::new(self.invalid(&format!("{name} is not ISO 8601"), name)))
             })
             .transpose()
     }
 
     /// 400 when a `startAt`/`endAt` range ends before it starts.
-    fn check_order<T: PartialOrd>(&self, start: &T, end: &T) -> Result<(), Response> {
+    fn check_order<T: PartialOrd>(&self, start: &T, end: &T) -> Result<(), Refusal> {
         if end < start {
-            return Err(self.invalid("endAt must not be before startAt", "endAt"));
+            return Err(Box::new(
+                self.invalid("endAt must not be before startAt", "endAt"),
+            ));
         }
         Ok(())
     }
@@ -241,7 +247,7 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 
 pub(super) async fn jobs(State(st): State<St>, Query(q): Query<JobQuery>) -> Response {
     let now = st.now();
-    let range = || -> Result<_, Response> {
+    let range = || -> Result<_, Refusal> {
         let start = st.time_param("startAt", q.start_at.as_deref())?;
         let end = st.time_param("endAt", q.end_at.as_deref())?.unwrap_or(now);
         let start = start.unwrap_or(now - Duration::days(14));
@@ -250,7 +256,7 @@ pub(super) async fn jobs(State(st): State<St>, Query(q): Query<JobQuery>) -> Res
     };
     let (start, end) = match range() {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let w = &st.world;
     let mut out: Vec<Value> = w
@@ -563,7 +569,7 @@ pub(super) async fn report(State(st): State<St>, body: axum::body::Bytes) -> Res
         return st.invalid("startAt and endAt must be YYYY-MM-DD", "startAt");
     };
     if let Err(resp) = st.check_order(&from, &to) {
-        return resp;
+        return *resp;
     }
     let tz = match q.get("timezone").and_then(Value::as_str) {
         None => st.world.timezone,
@@ -675,7 +681,7 @@ pub(super) async fn events_api(
             None,
         );
     };
-    let range = || -> Result<_, Response> {
+    let range = || -> Result<_, Refusal> {
         let start = st.time_param("startAt", Some(start))?.unwrap_or(now);
         let end = st
             .time_param("endAt", param("endAt"))?
@@ -685,7 +691,7 @@ pub(super) async fn events_api(
     };
     let (start, end) = match range() {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if start < now - Duration::hours(24) {
         return st.invalid("startAt must be within the last 24 hours", "startAt");
