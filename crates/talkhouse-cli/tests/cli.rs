@@ -222,12 +222,7 @@ async fn test_traffic_is_left_out_until_include_test() {
         let r = talkhouse_emulator::start(v, &opts, 0)
             .await
             .expect("emulator starts");
-        let t: Value = reqwest::get(format!("{}/_emulator/truth", r.base_url))
-            .await
-            .expect("truth")
-            .json()
-            .await
-            .expect("truth is JSON");
+        let t = support::truth_json(&r.base_url).await;
         truth.insert(v.name(), t);
         running.push(r);
     }
@@ -334,16 +329,11 @@ async fn assert_the_model_names_merged_ids_by_their_current_id(
     conversations: &serde_json::Map<String, Value>,
 ) {
     use talkhouse_destinations::duckdb::DuckDbDestination;
-    use talkhouse_model::Destination;
 
     let dest = DuckDbDestination::open(path).expect("warehouse");
     let count = |sql: String| {
         let dest = &dest;
-        async move {
-            dest.query(&sql).await.expect("query")[0]["n"]
-                .as_u64()
-                .unwrap_or(u64::MAX)
-        }
+        async move { support::count(dest, &sql).await }
     };
     let mut reported_under_old = 0;
     for (column, merges) in [
@@ -390,19 +380,13 @@ async fn assert_the_model_names_merged_ids_by_their_current_id(
 #[tokio::test(flavor = "multi_thread")]
 async fn purge_finds_a_merged_gladly_customer_under_every_id() {
     use talkhouse_destinations::duckdb::DuckDbDestination;
-    use talkhouse_model::Destination;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = EmulatorOptions::new(11, 0.05);
     let gladly = talkhouse_emulator::start(Vendor::Gladly, &opts, 0)
         .await
         .expect("emulator starts");
-    let truth: Value = reqwest::get(format!("{}/_emulator/truth", gladly.base_url))
-        .await
-        .expect("truth")
-        .json()
-        .await
-        .expect("truth is JSON");
+    let truth = support::truth_json(&gladly.base_url).await;
     let path = dir.path().join("w.duckdb");
     let duck = format!("kind = \"duckdb\"\npath = {:?}", path.display().to_string());
     support::sync(dir.path(), "w", &duck, &support::sources_toml([&gladly]));
@@ -451,11 +435,7 @@ async fn purge_finds_a_merged_gladly_customer_under_every_id() {
         .collect();
     let count = |sql: String| {
         let dest = &dest;
-        async move {
-            dest.query(&sql).await.expect("query")[0]["n"]
-                .as_u64()
-                .unwrap_or(u64::MAX)
-        }
+        async move { support::count(dest, &sql).await }
     };
     for (table, column, values) in [
         ("gladly.customers", "id", &ids),

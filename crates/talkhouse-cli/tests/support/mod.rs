@@ -70,6 +70,23 @@ pub fn sync(dir: &Path, name: &str, destination: &str, sources: &str) {
     );
 }
 
+/// The `n` of a `SELECT count(*) AS n …` (`u64::MAX` when it is missing, so an equality fails).
+pub async fn count(dest: &dyn Destination, sql: &str) -> u64 {
+    dest.query(sql).await.expect("query")[0]["n"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
+}
+
+/// An emulator's ground truth (`/_emulator/truth`) as JSON.
+pub async fn truth_json(base_url: &str) -> Value {
+    reqwest::get(format!("{base_url}/_emulator/truth"))
+        .await
+        .expect("truth")
+        .json()
+        .await
+        .expect("truth is JSON")
+}
+
 /// The tables to compare, with DuckDB's type of each column, bookkeeping left out where it
 /// differs by nature (`_synced_at`, `_load_id`; `_deleted_at` is compared as set or not).
 pub async fn tables(duck: &dyn Destination) -> BTreeMap<String, Vec<(String, String)>> {
