@@ -400,7 +400,9 @@ pub struct Report {
 /// The answers the report is made of, one entry per query (vendor ones per schema).
 #[derive(Debug, Clone, Default)]
 pub struct ReportRows {
-    /// [`sql::conversation_counts`].
+    /// [`sql::conversation_counts`] (the report takes it, [`sql::outcomes`] and
+    /// [`sql::per_conversation`] from one query: [`sql::conversation_figures`], split by
+    /// [`sql::conversation_rows`]).
     pub conversation_counts: Vec<QueryRow>,
     /// [`sql::message_counts`].
     pub message_counts: Vec<QueryRow>,
@@ -474,14 +476,18 @@ pub async fn report_with(
     };
     // The first responses and their histogram in one pass over the view (its costliest).
     let first_response = run("first_response", sql::first_response_with_histogram(since)).await?;
+    // Conversation counts, outcomes and messages per conversation in one pass over
+    // `talkhouse.conversations`.
+    let [conversation_counts, outcomes, per_conversation] =
+        sql::conversation_rows(&run("conversations", sql::conversation_figures(since)).await?);
     let mut rows = ReportRows {
-        conversation_counts: run("conversation_counts", sql::conversation_counts(since)).await?,
+        conversation_counts,
         message_counts: run("message_counts", sql::message_counts(since)).await?,
-        per_conversation: run("per_conversation", sql::per_conversation(since)).await?,
+        per_conversation,
         per_session: run("per_session", sql::per_session(since)).await?,
         first_response_histogram: sql::histogram_rows(&first_response),
         first_response,
-        outcomes: run("outcomes", sql::outcomes(since)).await?,
+        outcomes,
         test_left_out: run("test_left_out", sql::test_left_out(since)).await?,
         ..ReportRows::default()
     };

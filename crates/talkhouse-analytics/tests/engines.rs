@@ -21,7 +21,34 @@
 
 mod support;
 
+use serde_json::{Map, Value};
 use support::{Dataset, Engine, check_report};
+use talkhouse_analytics::sql;
+
+/// How many rows of `own` (one query's answer) have a row in `taken` (the same query's rows
+/// taken from a merged query) with the same value in each of `own`'s columns: integers equal,
+/// other numbers equal to 1e-12 relative (a sum over another grouping may add in another
+/// order), text equal. Numbers may come as text (NUMERIC).
+fn same_rows(taken: &[Map<String, Value>], own: &[Map<String, Value>]) -> usize {
+    let same = |a: Option<&Value>, b: &Value| -> bool {
+        let a = a.unwrap_or(&Value::Null);
+        let number = |v: &Value| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse::<f64>().ok()))
+        };
+        match (number(a), number(b)) {
+            (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs()),
+            _ => a == b,
+        }
+    };
+    own.iter()
+        .filter(|o| {
+            taken
+                .iter()
+                .any(|t| o.iter().all(|(k, v)| same(t.get(k), v)))
+        })
+        .count()
+}
 
 #[tokio::test]
 async fn postgres_views_and_report_match_reference() {
@@ -80,6 +107,31 @@ async fn run(engine: &dyn Engine) {
         assert!(!own.is_empty());
         let taken = talkhouse_analytics::sql::histogram_rows(&combined);
         assert_eq!(pairs(taken.as_slice()), pairs(own.as_slice()));
+    }
+    // The report takes conversation counts, outcomes and messages per conversation from one
+    // query, split by part: the same rows as the three queries of their own.
+    for since in [None, Some(data.since_day())] {
+        let merged = engine
+            .dest()
+            .query(&sql::conversation_figures(since))
+            .await
+            .unwrap();
+        let [counts, outcomes, per_conversation] = sql::conversation_rows(&merged);
+        assert_eq!(
+            counts.len() + outcomes.len() + per_conversation.len(),
+            merged.len()
+        );
+        assert_eq!(per_conversation.len(), 1);
+        for (taken, own) in [
+            (counts, sql::conversation_counts(since)),
+            (outcomes, sql::outcomes(since)),
+            (per_conversation, sql::per_conversation(since)),
+        ] {
+            let own = engine.dest().query(&own).await.unwrap();
+            assert!(!own.is_empty());
+            assert_eq!(taken.len(), own.len(), "{taken:?}\n{own:?}");
+            assert_eq!(same_rows(&taken, &own), own.len(), "{taken:?}\n{own:?}");
+        }
     }
     // The report, whole and with --since.
     let report = talkhouse_analytics::report(engine.dest(), None)
