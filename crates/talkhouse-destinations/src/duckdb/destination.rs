@@ -29,14 +29,24 @@ pub struct DuckDbDestination {
 
 /// A group is made durable once it holds this many rows…
 const GROUP_MAX_ROWS: usize = 2_000_000;
-/// …or has been open this long.
+/// …or has been open this long…
 const GROUP_MAX_AGE: Duration = Duration::from_secs(30);
+/// …or its batches' staging tables hold this share of DuckDB's `memory_limit` (one over this).
+///
+/// A batch's staging table is replaced by the next batch's, but DuckDB keeps a table dropped in a
+/// transaction until the transaction ends (it could roll back): an open group holds every one of
+/// its batches' staging tables. At 2,000,000 rows that was some 2 GB of dead rows for a 512 MiB
+/// limit; they filled DuckDB's memory and spilled to disk (measured on the 3M-item Gladly load:
+/// 505 MiB of DuckDB's 512 MiB in staging tables and up to 660 MB spilled, per group).
+const GROUP_STAGE_SHARE: u64 = 2;
 
 /// Commits that said more follow, in one open transaction: DuckDB writes a large transaction's
 /// full row groups straight to the file, compressed, where small transactions each go through
 /// the write-ahead log and a checkpoint (measured: half the time for a bulk load).
 struct Group {
     rows: usize,
+    /// Bytes of the batches staged in the group (their Arrow form), dead once merged.
+    staged: u64,
     since: Instant,
     /// Load ids with commits in the group.
     loads: HashSet<String>,
@@ -46,6 +56,9 @@ struct Group {
 struct Session {
     conn: Connection,
     group: Option<Group>,
+    /// The group is made durable once its staged bytes reach this ([`GROUP_STAGE_SHARE`]);
+    /// `None` without a known `memory_limit`.
+    stage_budget: Option<u64>,
     threads: Threads,
     /// Loads whose deferred commits were rolled back with a failed one: their later commits are
     /// refused, so their cursors never pass the lost rows.
@@ -155,12 +168,13 @@ impl Session {
                 .map_err(db_err("starting a transaction"))?;
             self.group = Some(Group {
                 rows: 0,
+                staged: 0,
                 since: Instant::now(),
                 loads: HashSet::new(),
             });
         }
-        let stats = match apply_commit(&self.conn, specs, commit) {
-            Ok(stats) => stats,
+        let (stats, staged) = match apply_commit(&self.conn, specs, commit) {
+            Ok(done) => done,
             Err(e) => {
                 self.abort(&commit.load_id);
                 return Err(e);
@@ -169,10 +183,12 @@ impl Session {
         let due = match self.group.as_mut() {
             Some(g) => {
                 g.rows += commit.rows.len();
+                g.staged += staged;
                 g.loads.insert(commit.load_id.clone());
                 !commit.more_follows
                     || g.rows >= GROUP_MAX_ROWS
                     || g.since.elapsed() >= GROUP_MAX_AGE
+                    || self.stage_budget.is_some_and(|b| g.staged >= b)
             }
             None => true,
         };
@@ -350,7 +366,14 @@ impl DuckDbDestination {
         ))
         .map_err(connect_err)?;
         let threads = Threads::read(&conn, options.write_threads)?;
-        Ok(Self::with_connection(target, conn, threads))
+        let dest = Self::with_connection(target, conn, threads);
+        if let Some(b) = bytes {
+            dest.session
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .stage_budget = Some(b / GROUP_STAGE_SHARE);
+        }
+        Ok(dest)
     }
 
     /// An in-memory database (tests, and reading Delta tables for reports).
@@ -372,6 +395,7 @@ impl DuckDbDestination {
             session: Arc::new(Mutex::new(Session {
                 conn,
                 group: None,
+                stage_budget: None,
                 threads,
                 poisoned: HashSet::new(),
             })),
@@ -494,7 +518,7 @@ fn eq_on(cols: &[&str], a: &str, b: &str) -> String {
 /// The target is scanned once, on its group-key columns only, for the rows the batch touches;
 /// a batch of new keys (a bulk load) then only appends. The touched rows are fetched by `rowid`
 /// into a small temporary table, so the comparison of every column reads them and not the whole
-/// table.
+/// table. Returns the rows written and the bytes staged.
 fn merge_table(
     conn: &Connection,
     schema: &str,
@@ -502,7 +526,7 @@ fn merge_table(
     rows: &[&Row],
     synced_at: chrono::DateTime<chrono::Utc>,
     load_id: &str,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let table = spec.table.name;
     let ctx = format!("merging {schema}.{table}");
     let stage_name = staging_name(schema, table);
@@ -510,17 +534,19 @@ fn merge_table(
     let target = format!("{}.{}", q(schema), q(table));
     conn.execute_batch(&create_stage(schema, spec))
         .map_err(db_err(ctx.clone()))?;
-    {
+    let staged = {
         let rows = last_versions(spec, rows);
         let batch =
             stage_batch(spec, &rows).map_err(|e| DestinationError::query(ctx.clone(), e))?;
+        let staged = batch.get_array_memory_size() as u64;
         let mut app = conn
             .appender_to_catalog_and_db(&stage_name, "temp", "main")
             .map_err(db_err(ctx.clone()))?;
         app.append_record_batch(batch)
             .map_err(db_err(ctx.clone()))?;
         app.flush().map_err(db_err(ctx.clone()))?;
-    }
+        staged
+    };
     let cols: Vec<String> = spec.columns.iter().map(|c| q(c.name)).collect();
     let cols = cols.join(", ");
     let touched = q(&format!("{stage_name}__touched"));
@@ -569,7 +595,7 @@ fn merge_table(
     let written = conn
         .execute(&insert, params![naive_micros(synced_at), load_id])
         .map_err(db_err(ctx))?;
-    Ok(written as u64)
+    Ok((written as u64, staged))
 }
 
 fn erase(
@@ -632,12 +658,14 @@ fn erase(
     Ok(n as u64)
 }
 
+/// Writes one commit; returns its stats and the bytes it staged.
 fn apply_commit(
     conn: &Connection,
     specs: &HashMap<(String, String), TableSpec>,
     c: &Commit,
-) -> Result<CommitStats> {
+) -> Result<(CommitStats, u64)> {
     let mut stats = CommitStats::default();
+    let mut staged = 0;
     // Group rows per table, keeping arrival order.
     let mut order: Vec<TableRef> = Vec::new();
     let mut groups: HashMap<TableRef, Vec<&Row>> = HashMap::new();
@@ -664,8 +692,10 @@ fn apply_commit(
     };
     for t in &order {
         let (schema, spec) = spec_of(t)?;
-        stats.rows_written +=
+        let (written, bytes) =
             merge_table(conn, &schema, spec, &groups[t], c.synced_at, &c.load_id)?;
+        stats.rows_written += written;
+        staged += bytes;
     }
     for e in &c.erasures {
         let (schema, spec) = spec_of(&e.table)?;
@@ -706,7 +736,7 @@ fn apply_commit(
         )
         .map_err(db_err("writing state"))?;
     }
-    Ok(stats)
+    Ok((stats, staged))
 }
 
 /// Frees a written batch on a thread of its own: a batch is hundreds of thousands of small
@@ -894,6 +924,66 @@ mod tests {
             text.contains("too small") && text.contains("64MiB"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_group_is_made_durable_once_its_staging_tables_hold_half_the_memory_limit() {
+        const ITEM: TableRef = TableRef::source("item");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = DuckDbOptions {
+            memory_limit: Some("64MiB".into()),
+            ..DuckDbOptions::default()
+        };
+        let dest =
+            DuckDbDestination::open_with(&dir.path().join("w.duckdb"), &options).expect("open");
+        dest.init().await.expect("init");
+        let spec = TableSpec::new(
+            ITEM,
+            vec![Column::new("id", T::Text), Column::new("body", T::Text)],
+            &["id"],
+        );
+        dest.prepare("m", &[spec]).await.expect("prepare");
+        let specs = dest.specs.lock().expect("specs").clone();
+        let commit = |first: usize, rows: usize, body: usize| Commit {
+            source: "m".into(),
+            stream: "s".into(),
+            load_id: "l".into(),
+            synced_at: chrono::Utc::now(),
+            rows: (first..first + rows)
+                .map(|i| {
+                    Row::new(ITEM)
+                        .set("id", i.to_string())
+                        .set("body", "x".repeat(body))
+                })
+                .collect(),
+            erasures: vec![],
+            quarantine: vec![],
+            state: None,
+            more_follows: true,
+        };
+        let mut session = dest.session.lock().expect("session");
+        assert_eq!(
+            session.stage_budget,
+            Some(32 << 20),
+            "half the memory limit"
+        );
+        // A smaller budget, so a few rows cross it.
+        session.stage_budget = Some(1 << 20);
+        session.commit(&specs, &commit(0, 10, 10)).expect("commit");
+        assert!(session.group.is_some(), "a small batch waits for more");
+        // 4 MiB staged: over the budget.
+        session
+            .commit(&specs, &commit(10, 4, 1 << 20))
+            .expect("commit");
+        assert!(
+            session.group.is_none(),
+            "the group was made durable once its staging reached the budget"
+        );
+        let n: i64 = session
+            .conn
+            .query_row("SELECT count(*) FROM m.item", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, 14);
     }
 
     #[tokio::test]

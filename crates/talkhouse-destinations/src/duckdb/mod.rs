@@ -14,7 +14,8 @@
 //!
 //! Group commit: a commit that says more follow ([`talkhouse_model::Commit::more_follows`], a
 //! bulk load cut into batches) stays in an open transaction with the next ones, up to 2,000,000
-//! rows or 30 seconds, and the group is committed at once. DuckDB writes a big transaction's
+//! rows, 30 seconds, or staging tables holding half of DuckDB's `memory_limit` (DuckDB keeps each
+//! batch's dropped staging table until the transaction ends), and the group is committed at once. DuckDB writes a big transaction's
 //! full row groups straight to the file, compressed; small transactions each pass through the
 //! write-ahead log and a checkpoint, which took half of a bulk load's time. Rows and cursors still
 //! land together: a crash loses the open group whole, and the next sync reads it again. A failed
