@@ -226,14 +226,15 @@ pub fn conversation_figures(since: Option<NaiveDate>) -> String {
 WHEN 3 THEN '{by_source}' ELSE '{all}' END AS part, \
 source, {CHANNEL} AS channel, {t} AS day, CAST(COUNT(*) AS BIGINT) AS n, {OUTCOMES}, {} \
 FROM talkhouse.conversations WHERE 1 = 1{} \
-GROUP BY GROUPING SETS ((source, {CHANNEL}, {d}), (source), ())",
+GROUP BY GROUPING SETS ((source, {CHANNEL}, {d}), (source), ()) ORDER BY part, source, channel, day",
         distribution("message_count"),
         since_clause("started_at", since)
     )
 }
 
 /// The answer of [`conversation_figures`] split by `part`: the rows of [`conversation_counts`],
-/// [`outcomes`] and [`per_conversation`], in that order (each in the order it came).
+/// [`outcomes`] and [`per_conversation`], in that order (each in the order it came: by source,
+/// channel and day, as the three queries order them).
 pub fn conversation_rows(
     answer: &[serde_json::Map<String, serde_json::Value>],
 ) -> [Vec<serde_json::Map<String, serde_json::Value>>; 3] {

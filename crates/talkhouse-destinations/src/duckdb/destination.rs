@@ -366,14 +366,8 @@ impl DuckDbDestination {
         ))
         .map_err(connect_err)?;
         let threads = Threads::read(&conn, options.write_threads)?;
-        let dest = Self::with_connection(target, conn, threads);
-        if let Some(b) = bytes {
-            dest.session
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .stage_budget = Some(b / GROUP_STAGE_SHARE);
-        }
-        Ok(dest)
+        let stage_budget = bytes.map(|b| b / GROUP_STAGE_SHARE);
+        Ok(Self::with_connection(target, conn, threads, stage_budget))
     }
 
     /// An in-memory database (tests, and reading Delta tables for reports).
@@ -386,16 +380,26 @@ impl DuckDbDestination {
             message: e.to_string(),
         })?;
         let threads = Threads::read(&conn, None)?;
-        Ok(Self::with_connection(":memory:".into(), conn, threads))
+        Ok(Self::with_connection(
+            ":memory:".into(),
+            conn,
+            threads,
+            None,
+        ))
     }
 
-    fn with_connection(target: String, conn: Connection, threads: Threads) -> Self {
+    fn with_connection(
+        target: String,
+        conn: Connection,
+        threads: Threads,
+        stage_budget: Option<u64>,
+    ) -> Self {
         Self {
             target,
             session: Arc::new(Mutex::new(Session {
                 conn,
                 group: None,
-                stage_budget: None,
+                stage_budget,
                 threads,
                 poisoned: HashSet::new(),
             })),
