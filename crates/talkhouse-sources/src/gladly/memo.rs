@@ -1,0 +1,142 @@
+//! The memo of one sync run's enrichment (streams `customers` and `conversations`): every GET
+//! they make is asked once a run, callers of the same path at the same time share one request,
+//! and later callers get the same answer (a merge's 301, a customer's conversation list, a
+//! survivor's items), without asking again. It also keeps the earliest message known of each
+//! conversation, so that its channel is the same whichever read of it comes last.
+//!
+//! A run's memo is made when `customers` starts, handed to `conversations` (which runs after
+//! it) and dropped when `conversations` ends, or when `customers` fails (then `conversations`
+//! does not run). Webhooks and the `events` stream never read it: they are pushes of what
+//! changed since, and ask Gladly again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use talkhouse_model::SourceError;
+use tokio::sync::OnceCell;
+
+use super::records::{First, earlier};
+use super::source::Answer;
+
+/// An answer as [`super::source::GladlySource::get`] gives it: status, headers, body.
+pub(super) type Reply = (u16, Answer, Bytes);
+
+/// What one sync run's enrichment asked and learnt.
+#[derive(Debug, Default)]
+pub(super) struct RunMemo {
+    /// Path → its answer, once there is one (a failed request leaves the cell empty).
+    answers: Mutex<HashMap<String, Arc<OnceCell<Reply>>>>,
+    /// Conversation id → its earliest message known in the run.
+    earliest: Mutex<HashMap<String, First>>,
+}
+
+impl RunMemo {
+    /// The answer for `path`: asked with `fetch` by the first caller; a caller that comes while
+    /// it is in flight waits for it, a later one gets it at once.
+    ///
+    /// # Errors
+    /// What `fetch` failed with (it is not kept: the next caller asks again).
+    pub(super) async fn answer<F>(&self, path: &str, fetch: F) -> Result<Reply, SourceError>
+    where
+        F: Future<Output = Result<Reply, SourceError>>,
+    {
+        let cell = self
+            .answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(path.to_owned())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| fetch).await.cloned()
+    }
+
+    /// Notes `seen`, a sighting of the earliest message of `conversation`, and gives the
+    /// earliest of every sighting of the run so far (the same whatever order they came in).
+    pub(super) fn earliest(&self, conversation: &str, seen: Option<First>) -> Option<First> {
+        let mut map = self.earliest.lock().unwrap_or_else(PoisonError::into_inner);
+        let best = earlier(map.get(conversation).copied(), seen)?;
+        map.insert(conversation.to_owned(), best);
+        Some(best)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+
+    fn reply(code: u16) -> Reply {
+        let answer = Answer {
+            date: None,
+            location: None,
+            limited: false,
+        };
+        (code, answer, Bytes::from_static(b"{}"))
+    }
+
+    #[tokio::test]
+    async fn a_path_is_asked_once_and_its_answer_shared() {
+        let memo = RunMemo::default();
+        let asked = AtomicUsize::new(0);
+        let fetch = || async {
+            asked.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Ok::<_, SourceError>(reply(301))
+        };
+        // Two callers at the same time, then one after: one request.
+        let (a, b) = tokio::join!(memo.answer("/x", fetch()), memo.answer("/x", fetch()));
+        let c = memo.answer("/x", fetch()).await;
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        for r in [a, b, c] {
+            assert_eq!(r.map(|(code, _, _)| code).ok(), Some(301));
+        }
+        // Another path is asked on its own.
+        assert!(memo.answer("/y", fetch()).await.is_ok());
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_is_asked_again() {
+        let memo = RunMemo::default();
+        let failed = memo
+            .answer("/x", async { Err(SourceError::Other("down".into())) })
+            .await;
+        assert!(failed.is_err());
+        let again = memo.answer("/x", async { Ok(reply(200)) }).await;
+        assert_eq!(again.map(|(code, _, _)| code).ok(), Some(200));
+    }
+
+    #[test]
+    fn the_earliest_message_is_the_same_in_any_order() {
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default()
+        };
+        let sightings = [
+            Some((at("2026-03-08T10:30:00Z"), "sms")),
+            None,
+            Some((at("2026-03-08T10:00:00Z"), "chat")),
+            Some((at("2026-03-09T08:00:00Z"), "sms")),
+        ];
+        let mut orders = vec![sightings.to_vec()];
+        orders.push(sightings.iter().rev().copied().collect());
+        for order in orders {
+            let memo = RunMemo::default();
+            let mut last = None;
+            for seen in &order {
+                last = memo.earliest("c", *seen);
+            }
+            assert_eq!(
+                last,
+                Some((at("2026-03-08T10:00:00Z"), "chat")),
+                "{order:?}"
+            );
+        }
+        assert_eq!(RunMemo::default().earliest("c", None), None);
+    }
+}
