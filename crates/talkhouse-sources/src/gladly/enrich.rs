@@ -21,8 +21,8 @@ use super::lines::LineReader;
 use super::memo::RunMemo;
 use super::records::{self, FileKind, First, Merged};
 use super::source::{
-    AGENTS, CONVERSATIONS, CUSTOMERS, GladlySource, INBOXES, TEAMS, cell_text, parse_state,
-    quarantine, to_json,
+    AGENTS, CONVERSATIONS, CUSTOMERS, GladlySource, INBOXES, PROFILES, TEAMS, cell_text,
+    parse_state, quarantine, to_json,
 };
 
 /// What is known of a conversation before it is fetched.
@@ -271,8 +271,9 @@ impl GladlySource {
         })
     }
 
-    /// GET a customer: 200 upserts, 301 records the merge and follows it (re-reading the
-    /// survivor's conversations and items), 404 erases.
+    /// GET a customer: 200 upserts (once a run: a later read of the run adds nothing), 301
+    /// records the merge and follows it (re-reading the survivor's conversations and items),
+    /// 404 erases.
     pub(super) fn customer<'a>(
         &'a self,
         id: &'a str,
@@ -281,8 +282,12 @@ impl GladlySource {
         stream: &'static str,
     ) -> BoxFuture<'a, Result<Vec<Event>, SourceError>> {
         Box::pin(async move {
-            let path = format!("/customer-profiles/{id}");
-            let (code, headers, body) = self.read(&path, stream).await?;
+            let path = format!("{PROFILES}{id}");
+            let ((code, headers, body), again) = self.read_again(&path, stream).await?;
+            if again && code == 200 {
+                // The run's first read of it made its row.
+                return Ok(Vec::new());
+            }
             let mut out = Vec::new();
             match code {
                 200 => match serde_json::from_slice::<Value>(&body)
@@ -496,9 +501,7 @@ impl GladlySource {
         let mut current = customer.to_owned();
         let mut moved = false;
         for _ in 0..3 {
-            let (code, headers, body) = self
-                .read(&format!("/customer-profiles/{current}"), stream)
-                .await?;
+            let (code, headers, body) = self.read(&format!("{PROFILES}{current}"), stream).await?;
             if code != 301 {
                 break;
             }

@@ -2,7 +2,9 @@
 //! they make is asked once a run, callers of the same path at the same time share one request,
 //! and later callers get the same answer (a merge's 301, a customer's conversation list, a
 //! survivor's items), without asking again. It also keeps the earliest message known of each
-//! conversation, so that its channel is the same whichever read of it comes last.
+//! conversation, so that its channel is the same whichever read of it comes last. Bodies no
+//! later read needs are not kept (a customer profile's: its row is made once, at the first
+//! read), so that the memo holds little more than the paths of a run.
 //!
 //! A run's memo is made when `customers` starts, handed to `conversations` (which runs after
 //! it) and dropped when `conversations` ends, or when `customers` fails (then `conversations`
@@ -25,19 +27,27 @@ pub(super) type Reply = (u16, Answer, Bytes);
 /// What one sync run's enrichment asked and learnt.
 #[derive(Debug, Default)]
 pub(super) struct RunMemo {
-    /// Path → its answer, once there is one (a failed request leaves the cell empty).
+    /// Path → its answer, once there is one (a failed request leaves the cell empty), its
+    /// body empty when no later read needs it.
     answers: Mutex<HashMap<String, Arc<OnceCell<Reply>>>>,
     /// Conversation id → its earliest message known in the run.
     earliest: Mutex<HashMap<String, First>>,
 }
 
 impl RunMemo {
-    /// The answer for `path`: asked with `fetch` by the first caller; a caller that comes while
-    /// it is in flight waits for it, a later one gets it at once.
+    /// The answer for `path`, and whether an earlier read of the run had it first: the first
+    /// caller asks with `fetch` and gets the whole answer; a caller that comes while it is in
+    /// flight waits for it, a later one gets it at once, both without its body when `keep`
+    /// (given the status) says no later read needs it.
     ///
     /// # Errors
     /// What `fetch` failed with (it is not kept: the next caller asks again).
-    pub(super) async fn answer<F>(&self, path: &str, fetch: F) -> Result<Reply, SourceError>
+    pub(super) async fn answer<F>(
+        &self,
+        path: &str,
+        fetch: F,
+        keep: impl FnOnce(u16) -> bool,
+    ) -> Result<(Reply, bool), SourceError>
     where
         F: Future<Output = Result<Reply, SourceError>>,
     {
@@ -48,7 +58,26 @@ impl RunMemo {
             .entry(path.to_owned())
             .or_default()
             .clone();
-        cell.get_or_try_init(|| fetch).await.cloned()
+        let mut whole = None;
+        let slot = &mut whole;
+        let kept = cell
+            .get_or_try_init(move || async move {
+                let reply = fetch.await?;
+                let (code, answer, body) = &reply;
+                let body = if keep(*code) {
+                    body.clone()
+                } else {
+                    Bytes::new()
+                };
+                let kept = (*code, answer.clone(), body);
+                *slot = Some(reply);
+                Ok::<Reply, SourceError>(kept)
+            })
+            .await?;
+        Ok(match whole {
+            Some(reply) => (reply, false),
+            None => (kept.clone(), true),
+        })
     }
 
     /// Notes `seen`, a sighting of the earliest message of `conversation`, and gives the
@@ -87,27 +116,60 @@ mod tests {
             tokio::task::yield_now().await;
             Ok::<_, SourceError>(reply(301))
         };
+        let keep = |_| true;
         // Two callers at the same time, then one after: one request.
-        let (a, b) = tokio::join!(memo.answer("/x", fetch()), memo.answer("/x", fetch()));
-        let c = memo.answer("/x", fetch()).await;
+        let (a, b) = tokio::join!(
+            memo.answer("/x", fetch(), keep),
+            memo.answer("/x", fetch(), keep)
+        );
+        let c = memo.answer("/x", fetch(), keep).await;
         assert_eq!(asked.load(Ordering::SeqCst), 1);
-        for r in [a, b, c] {
-            assert_eq!(r.map(|(code, _, _)| code).ok(), Some(301));
-        }
+        let again: Vec<Option<(u16, bool)>> = [a, b, c]
+            .into_iter()
+            .map(|r| r.ok().map(|((code, _, _), again)| (code, again)))
+            .collect();
+        assert_eq!(
+            again,
+            [Some((301, false)), Some((301, true)), Some((301, true))]
+        );
         // Another path is asked on its own.
-        assert!(memo.answer("/y", fetch()).await.is_ok());
+        assert!(memo.answer("/y", fetch(), keep).await.is_ok());
         assert_eq!(asked.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_body_no_later_read_needs_goes_to_the_first_read_only() {
+        let memo = RunMemo::default();
+        let only_301 = |code| code == 301;
+        let body = |r: Result<(Reply, bool), SourceError>| {
+            r.ok().map(|((_, _, body), again)| (body.len(), again))
+        };
+        let first = memo.answer("/p", async { Ok(reply(200)) }, only_301).await;
+        let later = memo.answer("/p", async { Ok(reply(200)) }, only_301).await;
+        assert_eq!(
+            (body(first), body(later)),
+            (Some((2, false)), Some((0, true)))
+        );
+        memo.answer("/m", async { Ok(reply(301)) }, only_301)
+            .await
+            .ok();
+        let moved = memo.answer("/m", async { Ok(reply(200)) }, only_301).await;
+        assert_eq!(body(moved), Some((2, true)));
     }
 
     #[tokio::test]
     async fn a_failed_request_is_asked_again() {
         let memo = RunMemo::default();
+        let keep = |_| true;
         let failed = memo
-            .answer("/x", async { Err(SourceError::Other("down".into())) })
+            .answer("/x", async { Err(SourceError::Other("down".into())) }, keep)
             .await;
         assert!(failed.is_err());
-        let again = memo.answer("/x", async { Ok(reply(200)) }).await;
-        assert_eq!(again.map(|(code, _, _)| code).ok(), Some(200));
+        let again = memo.answer("/x", async { Ok(reply(200)) }, keep).await;
+        assert_eq!(
+            again.map(|((code, _, _), again)| (code, again)).ok(),
+            Some((200, false))
+        );
     }
 
     #[test]

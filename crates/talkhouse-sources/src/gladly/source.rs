@@ -82,6 +82,9 @@ pub(super) const INBOXES: &str = "inboxes";
 pub(super) const TEAMS: &str = "teams";
 pub(super) const PUSH: &str = "push";
 
+/// Where a customer's profile is read: `{PROFILES}{id}`.
+pub(super) const PROFILES: &str = "/customer-profiles/";
+
 /// A text field of a JSON object.
 pub(super) fn cell_text(v: &Value, k: &str) -> Option<String> {
     v.get(k).and_then(Value::as_str).map(str::to_owned)
@@ -188,9 +191,24 @@ impl GladlySource {
         path: &str,
         stream: &'static str,
     ) -> Result<Reply, SourceError> {
+        Ok(self.read_again(path, stream).await?.0)
+    }
+
+    /// [`Self::read`], and whether an earlier read of the run had the answer: then a customer
+    /// profile's 200 comes without its body (the first read made its row; the memo keeps only
+    /// what merges read again: a 301's new id, lists, conversations and their items).
+    pub(super) async fn read_again(
+        &self,
+        path: &str,
+        stream: &'static str,
+    ) -> Result<(Reply, bool), SourceError> {
         match self.run_memo(stream) {
-            Some(memo) => memo.answer(path, self.get(path, stream)).await,
-            None => self.get(path, stream).await,
+            Some(memo) => {
+                let profile = path.starts_with(PROFILES);
+                let keep = |code| !(profile && code == 200);
+                memo.answer(path, self.get(path, stream), keep).await
+            }
+            None => Ok((self.get(path, stream).await?, false)),
         }
     }
 
