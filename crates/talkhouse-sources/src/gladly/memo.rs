@@ -4,7 +4,9 @@
 //! survivor's items), without asking again. It also keeps the earliest message known of each
 //! conversation, so that its channel is the same whichever read of it comes last. Bodies no
 //! later read needs are not kept (a customer profile's: its row is made once, at the first
-//! read), so that the memo holds little more than the paths of a run.
+//! read). With conversations from the report (the default) the memo so holds little more than
+//! the paths of a run; with `conversations_from_report = false` it also keeps every
+//! conversation's answer (a merge reads its survivor again) until the run ends.
 //!
 //! A run's memo is made when `customers` starts, handed to `conversations` (which runs after
 //! it) and dropped when `conversations` ends, or when `customers` fails (then `conversations`
