@@ -1,9 +1,11 @@
 //! The enrichment streams: `customers` (`GET /customer-profiles/{id}`, merges followed) and
 //! `conversations` (the conversation report's row when the same sync read one, else
-//! `GET /conversations/{id}`) for the ids of every new export job, each id once a sync, and
-//! the full lists (`agents`, `topics`, `inboxes`, `teams`).
+//! `GET /conversations/{id}`) for the ids of every new export job, each id once a sync and
+//! each path once a sync (through the run's memo, `memo.rs`), and the full lists (`agents`,
+//! `topics`, `inboxes`, `teams`).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
@@ -16,16 +18,18 @@ use talkhouse_model::{Cell, Event, Row, SourceError, StreamContext};
 use super::export::{JobIds, JobInfo};
 use super::generator::Emitter;
 use super::lines::LineReader;
-use super::records::{self, FileKind, Merged};
+use super::memo::RunMemo;
+use super::records::{self, FileKind, First, Merged};
 use super::source::{
-    AGENTS, CUSTOMERS, GladlySource, INBOXES, TEAMS, cell_text, parse_state, quarantine, to_json,
+    AGENTS, CONVERSATIONS, CUSTOMERS, GladlySource, INBOXES, PROFILES, TEAMS, cell_text,
+    parse_state, quarantine, to_json,
 };
 
 /// What is known of a conversation before it is fetched.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct ConvHint<'a> {
-    /// The channel of its earliest message known to us.
-    pub(super) channel: Option<&'static str>,
+    /// Its earliest message known to us (in the export job being enriched).
+    pub(super) first: Option<First>,
     /// The customer its items named.
     pub(super) customer: Option<&'a str>,
     /// The conversation a merge event says it went into.
@@ -47,8 +51,8 @@ pub(super) enum Fate {
 #[derive(Debug, Clone, Default)]
 struct Work {
     id: String,
-    /// The channel of its earliest message in the job (conversations).
-    channel: Option<&'static str>,
+    /// Its earliest message in the job (conversations).
+    first: Option<First>,
     /// The customer its items named (conversations).
     customer: Option<String>,
     /// Its conversation report row, read in the same run (conversations).
@@ -120,8 +124,36 @@ impl GladlySource {
         Ok(ids)
     }
 
-    /// The `customers` or `conversations` stream.
+    /// The `customers` or `conversations` stream, with the run's memo: `customers` starts a
+    /// new one, `conversations` (after it) goes on with it, or starts one when `customers` did
+    /// not run, and ends it; so does a failed `customers` (`conversations` does not run then).
     pub(super) async fn run_enrich(
+        &self,
+        em: Emitter,
+        ctx: StreamContext,
+        stream: &'static str,
+    ) -> Result<(), SourceError> {
+        {
+            let mut run = self
+                .run
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if stream == CUSTOMERS || run.is_none() {
+                *run = Some(Arc::new(RunMemo::default()));
+            }
+        }
+        let result = self.enrich_jobs(em, ctx, stream).await;
+        if stream == CONVERSATIONS || result.is_err() {
+            *self
+                .run
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
+        result
+    }
+
+    /// The ids of every new job, each enriched once a run.
+    async fn enrich_jobs(
         &self,
         mut em: Emitter,
         ctx: StreamContext,
@@ -161,7 +193,7 @@ impl GladlySource {
                     .into_iter()
                     .map(|(id, note)| Work {
                         id,
-                        channel: note.first.map(|(_, ch)| ch),
+                        first: note.first,
                         customer: note.customer,
                         report: note.report,
                     })
@@ -217,8 +249,9 @@ impl GladlySource {
                 .as_ref()
                 .filter(|r| r.get("status").and_then(Cell::as_str) != Some(records::REPORT_MERGED))
             {
+                let channel = self.channel(&work.id, work.first, stream);
                 return Ok(
-                    match records::conversation_report_rows(report, work.channel, seen_at) {
+                    match records::conversation_report_rows(report, channel, seen_at) {
                         Ok(rows) => vec![Event::Records(rows)],
                         Err(error) => vec![quarantine(
                             &format!("conversation_report {}", work.id),
@@ -229,7 +262,7 @@ impl GladlySource {
                 );
             }
             let hint = ConvHint {
-                channel: work.channel,
+                first: work.first,
                 customer: work.customer.as_deref(),
                 merged_into: None,
             };
@@ -238,8 +271,9 @@ impl GladlySource {
         })
     }
 
-    /// GET a customer: 200 upserts, 301 records the merge and follows it (re-reading the
-    /// survivor's conversations and items), 404 erases.
+    /// GET a customer: 200 upserts (once a run: a later read of the run adds nothing), 301
+    /// records the merge and follows it (re-reading the survivor's conversations and items),
+    /// 404 erases.
     pub(super) fn customer<'a>(
         &'a self,
         id: &'a str,
@@ -248,8 +282,12 @@ impl GladlySource {
         stream: &'static str,
     ) -> BoxFuture<'a, Result<Vec<Event>, SourceError>> {
         Box::pin(async move {
-            let path = format!("/customer-profiles/{id}");
-            let (code, headers, body) = self.get(&path, stream).await?;
+            let path = format!("{PROFILES}{id}");
+            let ((code, headers, body), again) = self.read_again(&path, stream).await?;
+            if again && code == 200 {
+                // The run's first read of it made its row.
+                return Ok(Vec::new());
+            }
             let mut out = Vec::new();
             match code {
                 200 => match serde_json::from_slice::<Value>(&body)
@@ -300,7 +338,7 @@ impl GladlySource {
         stream: &'static str,
     ) -> Result<Vec<Event>, SourceError> {
         let path = format!("/customers/{customer}/conversations");
-        let (code, _, body) = self.get(&path, stream).await?;
+        let (code, _, body) = self.read(&path, stream).await?;
         if code != 200 {
             return Ok(Vec::new());
         }
@@ -310,7 +348,8 @@ impl GladlySource {
             let Some(cid) = cell_text(&conv, "id") else {
                 continue;
             };
-            let (items, channel) = self.conversation_items(&cid, stream).await?;
+            let (items, first) = self.conversation_items(&cid, stream).await?;
+            let channel = self.channel(&cid, first, stream);
             match records::conversation_rows(&conv, channel, seen_at) {
                 Ok(rows) => out.push(Event::Records(rows)),
                 Err(e) => out.push(quarantine(&path, e, conv.to_string().as_bytes())),
@@ -320,15 +359,15 @@ impl GladlySource {
         Ok(out)
     }
 
-    /// The item list of a conversation (≤1000; the export has the rest) → events, and the
-    /// channel of its earliest message.
+    /// The item list of a conversation (≤1000, the oldest; the export has the rest) → events,
+    /// and its earliest message.
     async fn conversation_items(
         &self,
         id: &str,
         stream: &'static str,
-    ) -> Result<(Vec<Event>, Option<&'static str>), SourceError> {
+    ) -> Result<(Vec<Event>, Option<First>), SourceError> {
         let path = format!("/conversations/{id}/items");
-        let (code, headers, body) = self.get(&path, stream).await?;
+        let (code, headers, body) = self.read(&path, stream).await?;
         if code != 200 {
             return Ok((Vec::new(), None));
         }
@@ -337,21 +376,34 @@ impl GladlySource {
         }
         let list: Vec<Value> = serde_json::from_slice(&body).unwrap_or_default();
         let mut out = Vec::new();
-        let mut channel: Option<&'static str> = None;
+        let mut first: Option<First> = None;
         for v in list {
-            if channel.is_none() {
-                channel = v
-                    .pointer("/content/type")
-                    .and_then(Value::as_str)
-                    .and_then(records::channel_of);
-            }
+            first = records::earlier(first, records::first_of_item(&v));
             let raw = v.to_string();
             match records::item_rows(&v, &raw, None) {
                 Ok(rows) => out.push(Event::Records(rows)),
                 Err(e) => out.push(quarantine(&path, e, raw.as_bytes())),
             }
         }
-        Ok((out, channel))
+        Ok((out, first))
+    }
+
+    /// The model channel of `conversation`: that of its earliest message among what this read
+    /// saw (`seen`) and, in an enrichment run, every read of it before in the run; so the
+    /// survivor of an OPEN→OPEN merge gets the channel of the oldest item it holds now (one
+    /// that moved in, which its item list shows and its export job may not), whichever of its
+    /// reads lands last.
+    fn channel(
+        &self,
+        conversation: &str,
+        seen: Option<First>,
+        stream: &'static str,
+    ) -> Option<&'static str> {
+        match self.run_memo(stream) {
+            Some(memo) => memo.earliest(conversation, seen),
+            None => seen,
+        }
+        .map(|(_, channel)| channel)
     }
 
     /// GET a conversation: 200 upserts it (with its assignment and model row, and its items
@@ -387,16 +439,17 @@ impl GladlySource {
         with_items: bool,
     ) -> Result<(Vec<Event>, Fate), SourceError> {
         let path = format!("/conversations/{id}");
-        let (code, _, body) = self.get(&path, stream).await?;
+        let (code, _, body) = self.read(&path, stream).await?;
         let mut out = Vec::new();
         let fate = match code {
             200 => {
-                let mut channel = hint.channel;
+                let mut first = hint.first;
                 if with_items {
-                    let (items, ch) = self.conversation_items(id, stream).await?;
-                    channel = channel.or(ch);
+                    let (items, listed) = self.conversation_items(id, stream).await?;
+                    first = records::earlier(first, listed);
                     out.extend(items);
                 }
+                let channel = self.channel(id, first, stream);
                 match serde_json::from_slice::<Value>(&body)
                     .map_err(|e| e.to_string())
                     .and_then(|v| records::conversation_rows(&v, channel, seen_at))
@@ -448,9 +501,7 @@ impl GladlySource {
         let mut current = customer.to_owned();
         let mut moved = false;
         for _ in 0..3 {
-            let (code, headers, body) = self
-                .get(&format!("/customer-profiles/{current}"), stream)
-                .await?;
+            let (code, headers, body) = self.read(&format!("{PROFILES}{current}"), stream).await?;
             if code != 301 {
                 break;
             }
@@ -466,7 +517,7 @@ impl GladlySource {
             return Ok(None);
         }
         let (code, _, body) = self
-            .get(&format!("/customers/{current}/conversations"), stream)
+            .read(&format!("/customers/{current}/conversations"), stream)
             .await?;
         if code != 200 {
             return Ok(None);
@@ -517,5 +568,117 @@ impl GladlySource {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::PoisonError;
+
+    use chrono::TimeZone;
+    use talkhouse_emulator::gladly::data::{World, kind};
+    use talkhouse_emulator::gladly::{API_TOKEN, API_USER, truth};
+    use talkhouse_emulator::{Clock, EmulatorOptions, Vendor, start};
+    use talkhouse_model::model;
+
+    use super::super::config::GladlyConfig;
+    use super::*;
+
+    /// The channel of the last `talkhouse.model_conversations` row of `id` in `events`: what
+    /// the warehouse keeps.
+    fn last_channel(events: &[Event], id: &str) -> Option<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Records(rows) => Some(rows),
+                _ => None,
+            })
+            .flatten()
+            .filter(|r| {
+                r.table == model::CONVERSATIONS
+                    && r.get("conversation_id").and_then(Cell::as_str) == Some(id)
+            })
+            .map(|r| r.get("channel").and_then(Cell::as_str).map(str::to_owned))
+            .next_back()
+            .flatten()
+    }
+
+    /// The survivor of an OPEN→OPEN merge is read twice in a sync: from the export job that
+    /// names it (which knows only its own messages) and, after the loser's 404, again with its
+    /// item list (which holds the loser's older messages too). Its channel is that of its
+    /// oldest message as it stands, whichever read lands last.
+    #[tokio::test]
+    async fn a_merge_survivor_has_the_channel_of_its_oldest_item_whichever_read_lands_last() {
+        let mut opts = EmulatorOptions::new(11, 0.1);
+        opts.clock = Clock::at(
+            Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0)
+                .single()
+                .expect("a time"),
+        );
+        let world = World::new(&opts);
+        let survivor = truth(&world, opts.clock.now()).extra["surviving_conversation"]
+            .as_str()
+            .expect("a surviving conversation")
+            .to_owned();
+        let emu = start(Vendor::Gladly, &opts, 0)
+            .await
+            .expect("emulator starts");
+        let cfg: GladlyConfig = toml::from_str(&format!(
+            "base_url = \"{}\"\nemail = \"{API_USER}\"\ntoken = \"{API_TOKEN}\"\nrequests_per_second = 500\n",
+            emu.base_url
+        ))
+        .expect("a configuration");
+        let src = GladlySource::api("gladly", cfg).expect("a source");
+
+        // What its export job says (its own messages) and what its item list says now.
+        let (_, _, body) = src
+            .get(&format!("/conversations/{survivor}/items"), "test")
+            .await
+            .expect("the item list");
+        let items: Vec<Value> = serde_json::from_slice(&body).expect("a list");
+        let oldest = |moved_in: bool| {
+            items
+                .iter()
+                .filter(|v| {
+                    moved_in
+                        || cell_text(v, "id")
+                            .and_then(|id| world.parse_id(&id))
+                            .is_some_and(|(k, _, _)| k != kind::MOVED_ITEM)
+                })
+                .filter_map(records::first_of_item)
+                .min()
+        };
+        let (job, now) = (oldest(false), oldest(true));
+        let want = now.map(|(_, channel)| channel);
+        assert!(
+            want.is_some() && job.map(|(_, c)| c) != want,
+            "{job:?} {now:?}"
+        );
+
+        for job_read_last in [true, false] {
+            *src.run.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::default());
+            let from_job = Work {
+                id: survivor.clone(),
+                first: job,
+                ..Work::default()
+            };
+            let mut events = Vec::new();
+            for job_read in [!job_read_last, job_read_last] {
+                events.extend(if job_read {
+                    src.enrich_one(CONVERSATIONS, from_job.clone(), None)
+                        .await
+                        .expect("the job's read")
+                } else {
+                    src.conversation(&survivor, ConvHint::default(), None, CONVERSATIONS, true)
+                        .await
+                        .expect("the merge's read")
+                });
+            }
+            assert_eq!(
+                last_channel(&events, &survivor).as_deref(),
+                want,
+                "job read last: {job_read_last}"
+            );
+        }
     }
 }

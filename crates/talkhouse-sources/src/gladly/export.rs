@@ -76,8 +76,8 @@ pub(super) struct JobIds {
 /// What a job's items say of one conversation.
 #[derive(Debug, Default, Clone)]
 pub(super) struct ConvNote {
-    /// Its earliest message: time and channel.
-    pub(super) first: Option<(DateTime<Utc>, &'static str)>,
+    /// Its earliest message in the job: time and channel.
+    pub(super) first: Option<records::First>,
     /// The customer its items name (to tell a merge loser from a deletion when it 404s).
     pub(super) customer: Option<String>,
     /// Its row of the conversation report read in the same run (`gladly.conversation_report`),
@@ -98,21 +98,8 @@ impl JobIds {
                 let Some(conv) = v.get("conversationId").and_then(Value::as_str) else {
                     return;
                 };
-                let ch = v
-                    .pointer("/content/type")
-                    .and_then(Value::as_str)
-                    .and_then(records::channel_of)
-                    .zip(
-                        v.get("timestamp")
-                            .and_then(Value::as_str)
-                            .and_then(parse_timestamp),
-                    );
                 let slot = self.conversations.entry(conv.to_owned()).or_default();
-                if let Some((ch, at)) = ch
-                    && slot.first.is_none_or(|(t, _)| at < t)
-                {
-                    slot.first = Some((at, ch));
-                }
+                slot.first = records::earlier(slot.first, records::first_of_item(v));
                 if slot.customer.is_none() {
                     slot.customer = v
                         .get("customerId")

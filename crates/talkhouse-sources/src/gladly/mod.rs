@@ -12,6 +12,9 @@
 //!   `gladly.conversation_assignments`: each inbox/agent pair a conversation was seen in, and
 //!   `talkhouse.model_conversations`). Each id is enriched once a sync, at the first new job
 //!   that names it (its `seen_at`): a later job of the same sync would get the same answer.
+//!   And each path is asked once a sync (`memo.rs`): what a merge makes one of the two streams
+//!   read (a 301, the surviving customer's conversation list, a survivor's items) the other
+//!   takes from the run's memo; webhooks and `events` ask afresh.
 //!   A conversation's metadata comes from its row of the conversation report read in the same
 //!   sync (`conversation_report`, which runs beside `customers`, so it has finished when
 //!   `conversations` starts) without any request: customer, current inbox and agent, status,
@@ -118,8 +121,12 @@
 //! * `recordingDuration` may be a string. Timestamps have 0–9 fraction digits.
 //! * `customers.jsonl` has another shape than the REST profile (`origin` says which one a row
 //!   holds); enrichment replaces the file row with the profile.
-//! * `model_conversations.channel` is the channel of the conversation's earliest message seen
-//!   in the job being enriched (Gladly conversations span channels and carry none).
+//! * `model_conversations.channel` is the channel of the conversation's earliest message the
+//!   sync saw (Gladly conversations span channels and carry none): in the export job being
+//!   enriched and in every item list of it the sync read, whichever read lands last. The
+//!   survivor of an OPEN→OPEN merge so gets the channel of the oldest item it holds now (one
+//!   that moved in: its list shows it, the job that names the survivor may not). A later sync
+//!   that enriches the conversation again knows only its own job's messages.
 //! * Reports: a UTF-8 byte-order mark may lead; quoted fields hold commas and newlines; blank
 //!   is NULL; timestamps without an offset are in the organisation's zone; an empty body is an
 //!   empty window. Contact and work-session reports keep the ids they were made with (a merged
@@ -137,6 +144,7 @@ mod folder;
 mod generator;
 pub mod inputs;
 mod lines;
+mod memo;
 mod merges;
 mod model_rows;
 mod push;

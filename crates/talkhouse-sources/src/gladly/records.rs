@@ -106,6 +106,33 @@ pub fn channel_of(content_type: &str) -> Option<&'static str> {
     })
 }
 
+/// A sighting of a conversation's earliest message: its time and normalised channel.
+pub(super) type First = (DateTime<Utc>, &'static str);
+
+/// The earlier of two sightings (at the same time, the channel first by name), so that what a
+/// conversation's earliest message is does not depend on the order its items were read in.
+pub(super) fn earlier(a: Option<First>, b: Option<First>) -> Option<First> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// An item (export line or REST) as a sighting of its conversation's earliest message: its
+/// `timestamp` and channel, when it is a message.
+pub(super) fn first_of_item(v: &Value) -> Option<First> {
+    let channel = v
+        .pointer("/content/type")
+        .and_then(Value::as_str)
+        .and_then(channel_of)?;
+    let at = v
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(parse_timestamp)?;
+    Some((at, channel))
+}
+
 /// The model's sender role of an initiator.
 pub fn sender_role(initiator_type: &str, initiator_id: &str) -> &'static str {
     match initiator_type {

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,6 +22,7 @@ use super::config::GladlyConfig;
 use super::events::EVENTS;
 use super::export::JobIds;
 use super::generator::generate;
+use super::memo::{Reply, RunMemo};
 use super::reports::{REPORTS, ReportApi, report_kind};
 use super::tables;
 
@@ -58,6 +58,9 @@ pub struct GladlySource {
     pub(super) cache: Mutex<HashMap<String, JobIds>>,
     /// The report client and budget; `None` for a folder source.
     pub(super) reports: Option<ReportApi>,
+    /// The memo of the current sync run's enrichment, while `customers` and `conversations`
+    /// run (see [`super::memo`]).
+    pub(super) run: Mutex<Option<Arc<RunMemo>>>,
 }
 
 impl std::fmt::Debug for GladlySource {
@@ -72,12 +75,15 @@ impl std::fmt::Debug for GladlySource {
 pub(super) const EXPORT: &str = "export";
 const FILES: &str = "files";
 pub(super) const CUSTOMERS: &str = "customers";
-const CONVERSATIONS: &str = "conversations";
+pub(super) const CONVERSATIONS: &str = "conversations";
 pub(super) const AGENTS: &str = "agents";
 const TOPICS: &str = "topics";
 pub(super) const INBOXES: &str = "inboxes";
 pub(super) const TEAMS: &str = "teams";
 pub(super) const PUSH: &str = "push";
+
+/// Where a customer's profile is read: `{PROFILES}{id}`.
+pub(super) const PROFILES: &str = "/customer-profiles/";
 
 /// A text field of a JSON object.
 pub(super) fn cell_text(v: &Value, k: &str) -> Option<String> {
@@ -132,6 +138,7 @@ impl GladlySource {
             dir: None,
             cache: Mutex::default(),
             reports: Some(reports),
+            run: Mutex::default(),
         })
     }
 
@@ -144,6 +151,7 @@ impl GladlySource {
             dir: Some(dir),
             cache: Mutex::default(),
             reports: None,
+            run: Mutex::default(),
         }
     }
 
@@ -163,12 +171,49 @@ impl GladlySource {
             .ok_or_else(|| SourceError::Config("this Gladly source only loads files".into()))
     }
 
-    /// GET with the shared policy; 401/403 fail the stream with a hint.
-    pub(super) async fn get(
+    /// The memo of the run `stream` belongs to: the enrichment streams' (`customers`,
+    /// `conversations`), while they run; `None` for every other stream, webhooks and the
+    /// `events` stream included, which ask Gladly afresh.
+    pub(super) fn run_memo(&self, stream: &str) -> Option<Arc<RunMemo>> {
+        if stream != CUSTOMERS && stream != CONVERSATIONS {
+            return None;
+        }
+        self.run
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// GET through the run's memo (see [`Self::run_memo`]): an enrichment stream asks each
+    /// path once a sync run; other streams ask every time.
+    pub(super) async fn read(
         &self,
         path: &str,
         stream: &'static str,
-    ) -> Result<(u16, Answer, Bytes), SourceError> {
+    ) -> Result<Reply, SourceError> {
+        Ok(self.read_again(path, stream).await?.0)
+    }
+
+    /// [`Self::read`], and whether an earlier read of the run had the answer: then a customer
+    /// profile's 200 comes without its body (the first read made its row; the memo keeps only
+    /// what merges read again: a 301's new id, lists, conversations and their items).
+    pub(super) async fn read_again(
+        &self,
+        path: &str,
+        stream: &'static str,
+    ) -> Result<(Reply, bool), SourceError> {
+        match self.run_memo(stream) {
+            Some(memo) => {
+                let profile = path.starts_with(PROFILES);
+                let keep = |code| !(profile && code == 200);
+                memo.answer(path, self.get(path, stream), keep).await
+            }
+            None => Ok((self.get(path, stream).await?, false)),
+        }
+    }
+
+    /// GET with the shared policy; 401/403 fail the stream with a hint.
+    pub(super) async fn get(&self, path: &str, stream: &'static str) -> Result<Reply, SourceError> {
         let (root, client) = self.api_parts()?;
         let url = format!("{root}{path}");
         let (status, headers, body) = client.fetch(Request::get(url.clone(), stream)).await?;
@@ -224,6 +269,7 @@ impl GladlySource {
 }
 
 /// The headers of an answer that matter here.
+#[derive(Debug, Clone)]
 pub(super) struct Answer {
     /// `Date`: the server's clock.
     pub(super) date: Option<DateTime<Utc>>,
