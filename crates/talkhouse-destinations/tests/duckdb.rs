@@ -237,26 +237,13 @@ async fn erasure_modes_and_new_columns() {
 }
 
 /// One commit of `rows` into the `m` schema at `at`.
-fn merge_commit(rows: Vec<talkhouse_model::Row>, at: chrono::DateTime<chrono::Utc>) -> Commit {
-    Commit {
-        source: "m".into(),
-        stream: "s".into(),
-        load_id: at.to_rfc3339(),
-        synced_at: at,
-        rows,
-        erasures: vec![],
-        quarantine: vec![],
-        state: None,
-        more_follows: false,
-    }
-}
+const PARENT: talkhouse_model::TableRef = talkhouse_model::TableRef::source("parent");
+const CHILD: talkhouse_model::TableRef = talkhouse_model::TableRef::source("child");
 
-#[tokio::test]
-async fn the_merge_keeps_identical_rows_replaces_changed_ones_and_whole_groups() {
-    use talkhouse_model::{Column, ColumnType as T, Row, TableRef};
-    const PARENT: TableRef = TableRef::source("parent");
-    const CHILD: TableRef = TableRef::source("child");
-    let specs = vec![
+/// `m.parent` (`id`, `v`, `doc`) and its child table `m.child` (`parent_id`, `pos`, `tag`).
+fn parent_child_specs() -> Vec<TableSpec> {
+    use talkhouse_model::{Column, ColumnType as T};
+    vec![
         TableSpec::new(
             PARENT,
             vec![
@@ -276,20 +263,41 @@ async fn the_merge_keeps_identical_rows_replaces_changed_ones_and_whole_groups()
             &["parent_id", "pos"],
         )
         .child_of(&["parent_id"]),
-    ];
-    let parent = |id: &str, v: i64| {
-        Row::new(PARENT)
-            .set("id", id)
-            .set("v", v)
-            .set("doc", Cell::Json(serde_json::json!({ "v": v })))
-            .with_raw(format!("{{\"id\":\"{id}\",\"v\":{v}}}"))
-    };
-    let child = |p: &str, pos: i64, tag: &str| {
-        Row::new(CHILD)
-            .set("parent_id", p)
-            .set("pos", pos)
-            .set("tag", tag)
-    };
+    ]
+}
+
+fn parent(id: &str, v: i64) -> talkhouse_model::Row {
+    talkhouse_model::Row::new(PARENT)
+        .set("id", id)
+        .set("v", v)
+        .set("doc", Cell::Json(serde_json::json!({ "v": v })))
+        .with_raw(format!("{{\"id\":\"{id}\",\"v\":{v}}}"))
+}
+
+fn child(p: &str, pos: i64, tag: &str) -> talkhouse_model::Row {
+    talkhouse_model::Row::new(CHILD)
+        .set("parent_id", p)
+        .set("pos", pos)
+        .set("tag", tag)
+}
+
+fn merge_commit(rows: Vec<talkhouse_model::Row>, at: chrono::DateTime<chrono::Utc>) -> Commit {
+    Commit {
+        source: "m".into(),
+        stream: "s".into(),
+        load_id: at.to_rfc3339(),
+        synced_at: at,
+        rows,
+        erasures: vec![],
+        quarantine: vec![],
+        state: None,
+        more_follows: false,
+    }
+}
+
+#[tokio::test]
+async fn the_merge_keeps_identical_rows_replaces_changed_ones_and_whole_groups() {
+    let specs = parent_child_specs();
     let d = DuckDbDestination::in_memory().expect("duckdb");
     d.init().await.expect("init");
     d.prepare("m", &specs).await.expect("prepare");
@@ -503,4 +511,113 @@ async fn commits_that_say_more_follow_land_together_or_not_at_all() {
         .await
         .expect("a new load");
     assert_eq!(count(&d).await, 50);
+}
+
+/// A table the session fills from empty takes new keys by appending them, and every other row
+/// through the merge: the rows that land are the ones a table that already held rows gets from
+/// the same commits (kept identical rows, replaced changed ones, shrunk child groups).
+#[tokio::test]
+async fn a_table_filled_from_empty_ends_as_one_merged_into() {
+    let specs = parent_child_specs();
+    let t0 = chrono::Utc::now();
+    let at = |s: i64| t0 + chrono::Duration::seconds(s);
+    // One load in three commits, the first two saying more follow (one open transaction).
+    let commits = |more: bool| {
+        let mut cs = vec![
+            merge_commit(
+                vec![
+                    parent("a", 1),
+                    parent("b", 1),
+                    parent("c", 1),
+                    child("a", 0, "x"),
+                    child("a", 1, "y"),
+                    child("b", 0, "z"),
+                ],
+                at(1),
+            ),
+            merge_commit(
+                vec![
+                    parent("a", 1),
+                    parent("b", 2),
+                    parent("b", 3),
+                    parent("d", 1),
+                    child("a", 0, "x"),
+                    child("d", 0, "w"),
+                ],
+                at(2),
+            ),
+            merge_commit(
+                vec![
+                    parent("b", 3),
+                    parent("e", 1),
+                    child("a", 0, "x2"),
+                    child("e", 0, "v"),
+                ],
+                at(3),
+            ),
+        ];
+        for c in cs.iter_mut().take(2) {
+            c.more_follows = more;
+        }
+        cs
+    };
+    let rows = async |d: &DuckDbDestination| {
+        (
+            d.query(
+                "SELECT * EXCLUDE (_raw, doc), CAST(_raw AS VARCHAR) AS raw, \
+                 CAST(doc AS VARCHAR) AS doc FROM m.parent \
+                 WHERE id <> 'zz' ORDER BY id",
+            )
+            .await
+            .expect("parents"),
+            d.query(
+                "SELECT * EXCLUDE (_raw), CAST(_raw AS VARCHAR) AS raw FROM m.child \
+                 WHERE parent_id <> 'zz' ORDER BY parent_id, pos",
+            )
+            .await
+            .expect("children"),
+        )
+    };
+    for more in [false, true] {
+        // From empty: new keys are appended.
+        let fresh = DuckDbDestination::in_memory().expect("duckdb");
+        fresh.init().await.expect("init");
+        fresh.prepare("m", &specs).await.expect("prepare");
+        // Holding a row before the load: everything goes through the merge.
+        let merged = DuckDbDestination::in_memory().expect("duckdb");
+        merged.init().await.expect("init");
+        merged.prepare("m", &specs).await.expect("prepare");
+        merged
+            .commit(merge_commit(
+                vec![parent("zz", 0), child("zz", 0, "-")],
+                at(0),
+            ))
+            .await
+            .expect("a row before");
+        let mut written = (Vec::new(), Vec::new());
+        for (f, m) in commits(more).into_iter().zip(commits(more)) {
+            written
+                .0
+                .push(fresh.commit(f).await.expect("fresh").rows_written);
+            written
+                .1
+                .push(merged.commit(m).await.expect("merged").rows_written);
+        }
+        assert_eq!(
+            written.0, written.1,
+            "rows written per commit (more follow: {more})"
+        );
+        assert_eq!(written.0, [6, 3, 3], "unchanged rows are not written again");
+        let (fresh_rows, merged_rows) = (rows(&fresh).await, rows(&merged).await);
+        assert_eq!(fresh_rows, merged_rows, "more follow: {more}");
+        assert_eq!(fresh_rows.0.len(), 5);
+        assert_eq!(fresh_rows.0[0]["raw"], r#"{"id":"a","v":1}"#);
+        assert_eq!(fresh_rows.0[0]["doc"], r#"{"v":1}"#);
+        let tags: Vec<&str> = fresh_rows
+            .1
+            .iter()
+            .filter_map(|r| r["tag"].as_str())
+            .collect();
+        assert_eq!(tags, ["x2", "z", "w", "v"]);
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use duckdb::arrow::array::{
     ArrayRef, BooleanArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
-    StringBuilder, TimestampMicrosecondBuilder,
+    StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use duckdb::arrow::error::ArrowError;
@@ -148,9 +148,29 @@ fn last_versions_exact<'r>(spec: &TableSpec, rows: &[&'r Row]) -> Vec<&'r Row> {
 /// lands as, so that an integer 7 and a text "7" in the same column are one key, and NULL as a
 /// marker of its own (NULL keys group together, as in SQL's `GROUP BY`).
 fn write_key(spec: &TableSpec, row: &Row, out: &mut String) {
+    write_columns(&spec.primary_key, row, out);
+}
+
+/// The hash of each row's group key ([`TableSpec::group_key`]), written as [`write_key`] writes
+/// a primary key.
+pub(crate) fn group_key_hashes(spec: &TableSpec, rows: &[&Row]) -> Vec<u64> {
+    let hasher = foldhash::fast::FixedState::with_seed(GROUP_KEY_SEED);
+    let mut key = String::new();
+    rows.iter()
+        .map(|row| {
+            write_columns(spec.group_key(), row, &mut key);
+            hasher.hash_one(key.as_str())
+        })
+        .collect()
+}
+
+/// Any fixed seed: group-key hashes are kept across batches ([`super::fresh::NewKeys`]).
+const GROUP_KEY_SEED: u64 = 0x7461_6c6b_686f_7573;
+
+fn write_columns(columns: &[&str], row: &Row, out: &mut String) {
     use std::fmt::Write;
     out.clear();
-    for column in &spec.primary_key {
+    for column in columns {
         // A separator no vendor id holds, then `N` for NULL or `V` and the value.
         out.push('\u{1f}');
         // Writing into a String cannot fail.
@@ -167,17 +187,44 @@ fn write_key(spec: &TableSpec, row: &Row, out: &mut String) {
     }
 }
 
-/// The staging table's columns for `rows`: the spec's columns, then `_raw` (the vendor's record,
-/// or the cells as JSON for derived rows) and `_same` (NULL, for the merge). `rows` must hold one version per key
-/// ([`last_versions`]).
-pub(crate) fn stage_batch(spec: &TableSpec, rows: &[&Row]) -> Result<RecordBatch, ArrowError> {
+/// The columns after the spec's in a batch: what the batch is for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Tail<'a> {
+    /// The staging table of the merge: `_raw`, then `_same` (NULL, set by the merge).
+    Stage,
+    /// The table itself, for rows whose keys it does not hold: `_raw`, `_synced_at`,
+    /// `_load_id`, `_deleted_at` (NULL), in the table's column order.
+    Table {
+        /// `_synced_at`, as microseconds since the epoch.
+        synced_at_micros: i64,
+        /// `_load_id`.
+        load_id: &'a str,
+    },
+}
+
+/// The staging table's (or the table's, see [`Tail`]) columns for `rows`: the spec's columns,
+/// then `_raw` (the vendor's record, or the cells as JSON for derived rows) and the tail. `rows`
+/// must hold one version per key ([`last_versions`]).
+pub(crate) fn stage_batch(
+    spec: &TableSpec,
+    rows: &[&Row],
+    tail: Tail<'_>,
+) -> Result<RecordBatch, ArrowError> {
     let mut fields: Vec<Field> = spec
         .columns
         .iter()
         .map(|c| Field::new(c.name, arrow_type(c.ty), true))
         .collect();
     fields.push(Field::new("_raw", DataType::Utf8, true));
-    fields.push(Field::new("_same", DataType::Boolean, true));
+    let timestamp = DataType::Timestamp(TimeUnit::Microsecond, None);
+    match tail {
+        Tail::Stage => fields.push(Field::new("_same", DataType::Boolean, true)),
+        Tail::Table { .. } => fields.extend([
+            Field::new("_synced_at", timestamp.clone(), true),
+            Field::new("_load_id", DataType::Utf8, true),
+            Field::new("_deleted_at", timestamp, true),
+        ]),
+    }
 
     let mut builders: Vec<Builder> = spec
         .columns
@@ -203,8 +250,21 @@ pub(crate) fn stage_batch(spec: &TableSpec, rows: &[&Row]) -> Result<RecordBatch
     }
     let mut columns: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
     columns.push(Arc::new(raw.finish()));
-    // Set by the merge for rows identical to the stored ones.
-    columns.push(Arc::new(BooleanArray::new_null(rows.len())));
+    let n = rows.len();
+    match tail {
+        // Set by the merge for rows identical to the stored ones.
+        Tail::Stage => columns.push(Arc::new(BooleanArray::new_null(n))),
+        Tail::Table {
+            synced_at_micros,
+            load_id,
+        } => columns.extend([
+            Arc::new(TimestampMicrosecondArray::from_value(synced_at_micros, n)) as ArrayRef,
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                load_id, n,
+            ))),
+            Arc::new(TimestampMicrosecondArray::new_null(n)),
+        ]),
+    }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
@@ -328,7 +388,7 @@ mod tests {
             row(Some("y"), Cell::Integer(2), "two"),
         ];
         let refs: Vec<&Row> = rows.iter().collect();
-        let batch = stage_batch(&spec(), &refs).expect("batch");
+        let batch = stage_batch(&spec(), &refs, Tail::Stage).expect("batch");
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.num_columns(), 5, "a, b, v, _raw, _same");
         let b = batch
@@ -350,7 +410,7 @@ mod tests {
             Row::new(TABLE).set("a", "z").set("b", 4).set("v", "four"),
         ];
         let refs: Vec<&Row> = rows.iter().collect();
-        let batch = stage_batch(&spec(), &refs).expect("batch");
+        let batch = stage_batch(&spec(), &refs, Tail::Stage).expect("batch");
         let text = |col: usize| -> Vec<Option<String>> {
             let a = batch
                 .column(col)

@@ -13,7 +13,8 @@ use talkhouse_model::{
     MODEL_SCHEMA, QueryRows, Row, TableRef, TableSpec,
 };
 
-use super::batch::{last_versions, stage_batch};
+use super::batch::{Tail, group_key_hashes, last_versions, stage_batch};
+use super::fresh::NewKeys;
 use super::values::{sql_type, stage_type, to_json, to_value};
 use crate::quote_ident as q;
 use crate::sql::bookkeeping_ddl;
@@ -63,6 +64,10 @@ struct Session {
     /// Loads whose deferred commits were rolled back with a failed one: their later commits are
     /// refused, so their cursors never pass the lost rows.
     poisoned: HashSet<String>,
+    /// Per table merged into since the last other statement: the keys it may hold when it was
+    /// empty then (`None`: it was not, so every row goes through the merge). Cleared before
+    /// any other statement, which could write to the tables.
+    fresh: HashMap<(String, String), Option<NewKeys>>,
 }
 
 /// DuckDB's worker threads for writing and for everything else.
@@ -173,7 +178,7 @@ impl Session {
                 loads: HashSet::new(),
             });
         }
-        let (stats, staged) = match apply_commit(&self.conn, specs, commit) {
+        let (stats, staged) = match apply_commit(&self.conn, specs, &mut self.fresh, commit) {
             Ok(done) => done,
             Err(e) => {
                 self.abort(&commit.load_id);
@@ -402,6 +407,7 @@ impl DuckDbDestination {
                 stage_budget,
                 threads,
                 poisoned: HashSet::new(),
+                fresh: HashMap::new(),
             })),
             specs: Arc::default(),
         }
@@ -438,6 +444,7 @@ impl DuckDbDestination {
         self.with_session(move |session, specs| {
             session.settle()?;
             session.use_threads(false)?;
+            session.fresh.clear();
             f(&mut session.conn, specs)
         })
         .await
@@ -522,26 +529,68 @@ fn eq_on(cols: &[&str], a: &str, b: &str) -> String {
 /// The target is scanned once, on its group-key columns only, for the rows the batch touches;
 /// a batch of new keys (a bulk load) then only appends. The touched rows are fetched by `rowid`
 /// into a small temporary table, so the comparison of every column reads them and not the whole
-/// table. Returns the rows written and the bytes staged.
+/// table.
+///
+/// With `known` (the table was empty when the session first wrote to it, [`NewKeys`]), the rows
+/// whose group keys the table cannot hold are appended to it as they are, and only the others
+/// are merged. Returns the rows written and the bytes staged.
 fn merge_table(
     conn: &Connection,
     schema: &str,
     spec: &TableSpec,
+    known: Option<&mut NewKeys>,
     rows: &[&Row],
     synced_at: chrono::DateTime<chrono::Utc>,
     load_id: &str,
 ) -> Result<(u64, u64)> {
     let table = spec.table.name;
     let ctx = format!("merging {schema}.{table}");
+    let mut rows = last_versions(spec, rows);
+    let mut appended = 0;
+    if let Some(known) = known {
+        let hashes = group_key_hashes(spec, &rows);
+        let (mut new, mut merge) = (Vec::new(), Vec::new());
+        for (row, hash) in rows.iter().zip(&hashes) {
+            if known.may_hold(*hash) {
+                merge.push(*row);
+            } else {
+                new.push(*row);
+            }
+        }
+        for hash in hashes {
+            known.insert(hash);
+        }
+        if !new.is_empty() {
+            let batch = stage_batch(
+                spec,
+                &new,
+                Tail::Table {
+                    synced_at_micros: synced_at.timestamp_micros(),
+                    load_id,
+                },
+            )
+            .map_err(|e| DestinationError::query(ctx.clone(), e))?;
+            let mut app = conn
+                .appender_to_db(table, schema)
+                .map_err(db_err(ctx.clone()))?;
+            app.append_record_batch(batch)
+                .map_err(db_err(ctx.clone()))?;
+            app.flush().map_err(db_err(ctx.clone()))?;
+            appended = new.len() as u64;
+        }
+        if merge.is_empty() {
+            return Ok((appended, 0));
+        }
+        rows = merge;
+    }
     let stage_name = staging_name(schema, table);
     let stage = q(&stage_name);
     let target = format!("{}.{}", q(schema), q(table));
     conn.execute_batch(&create_stage(schema, spec))
         .map_err(db_err(ctx.clone()))?;
     let staged = {
-        let rows = last_versions(spec, rows);
-        let batch =
-            stage_batch(spec, &rows).map_err(|e| DestinationError::query(ctx.clone(), e))?;
+        let batch = stage_batch(spec, &rows, Tail::Stage)
+            .map_err(|e| DestinationError::query(ctx.clone(), e))?;
         let staged = batch.get_array_memory_size() as u64;
         let mut app = conn
             .appender_to_catalog_and_db(&stage_name, "temp", "main")
@@ -599,7 +648,48 @@ fn merge_table(
     let written = conn
         .execute(&insert, params![naive_micros(synced_at), load_id])
         .map_err(db_err(ctx))?;
-    Ok((written as u64, staged))
+    Ok((appended + written as u64, staged))
+}
+
+/// What the session knows of the keys of `schema.table` when it first writes to it: an empty
+/// [`NewKeys`] when the table holds no row and its columns are in the order of a batch built for
+/// it ([`Tail::Table`]), `None` otherwise.
+fn new_keys_of(conn: &Connection, schema: &str, spec: &TableSpec) -> Result<Option<NewKeys>> {
+    let table = spec.table.name;
+    let ctx = format!("reading {schema}.{table}");
+    let rows: i64 = conn
+        .query_row(
+            &format!("SELECT count(*) FROM {}.{}", q(schema), q(table)),
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db_err(ctx.clone()))?;
+    if rows > 0 {
+        return Ok(None);
+    }
+    // A table created by an older version has the columns added since at its end.
+    let mut stmt = conn
+        .prepare(
+            "SELECT column_name FROM information_schema.columns
+             WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        )
+        .map_err(db_err(ctx.clone()))?;
+    let columns: Vec<String> = stmt
+        .query_map(params![schema, table], |r| r.get::<_, String>(0))
+        .map_err(db_err(ctx.clone()))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(db_err(ctx))?;
+    let expected = spec.columns.iter().map(|c| c.name).chain([
+        "_raw",
+        "_synced_at",
+        "_load_id",
+        "_deleted_at",
+    ]);
+    Ok(columns
+        .iter()
+        .map(String::as_str)
+        .eq(expected)
+        .then(NewKeys::new))
 }
 
 fn erase(
@@ -666,6 +756,7 @@ fn erase(
 fn apply_commit(
     conn: &Connection,
     specs: &HashMap<(String, String), TableSpec>,
+    fresh: &mut HashMap<(String, String), Option<NewKeys>>,
     c: &Commit,
 ) -> Result<(CommitStats, u64)> {
     let mut stats = CommitStats::default();
@@ -696,8 +787,21 @@ fn apply_commit(
     };
     for t in &order {
         let (schema, spec) = spec_of(t)?;
-        let (written, bytes) =
-            merge_table(conn, &schema, spec, &groups[t], c.synced_at, &c.load_id)?;
+        let known = match fresh.entry((schema.clone(), t.name.to_owned())) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(new_keys_of(conn, &schema, spec)?)
+            }
+        };
+        let (written, bytes) = merge_table(
+            conn,
+            &schema,
+            spec,
+            known.as_mut(),
+            &groups[t],
+            c.synced_at,
+            &c.load_id,
+        )?;
         stats.rows_written += written;
         staged += bytes;
     }
@@ -973,6 +1077,9 @@ mod tests {
         );
         // A smaller budget, so a few rows cross it.
         session.stage_budget = Some(1 << 20);
+        // Through the staging table, as into a table that held rows (new keys into an empty
+        // table are appended without it).
+        session.fresh.insert(("m".into(), "item".into()), None);
         session.commit(&specs, &commit(0, 10, 10)).expect("commit");
         assert!(session.group.is_some(), "a small batch waits for more");
         // 4 MiB staged: over the budget.
