@@ -7,8 +7,9 @@
 //! writes in a Bloom filter, which may answer "perhaps" for a key it never saw (that row then
 //! goes through the merge, which is always right) but never "no" for one it did.
 //!
-//! Bounded memory: about 14 bits a key (a false positive one time in a thousand), 18 MB for 10M
-//! keys. The filter grows by adding filters of twice the capacity as keys arrive, so a small
+//! Bounded memory: about 10 bits a key (a false positive one time in a hundred: that row only
+//! takes the slower way), some 12 MB for 10M keys, up to twice that as the filters are sized
+//! ahead. The filter grows by adding filters of twice the capacity as keys arrive, so a small
 //! table costs a few kilobytes.
 
 use fastbloom::BloomFilter;
@@ -16,7 +17,7 @@ use fastbloom::BloomFilter;
 /// Keys the first filter is sized for; each next one holds twice as many as the one before.
 const FIRST_CAPACITY: usize = 1 << 16;
 /// The false-positive rate of each filter.
-const FALSE_POSITIVES: f64 = 0.001;
+const FALSE_POSITIVES: f64 = 0.01;
 
 /// The group keys written to a table that was empty when the session first wrote to it, as
 /// hashes ([`super::batch::group_key_hashes`]).
@@ -77,7 +78,7 @@ mod tests {
         assert!(keys.filters.len() >= 3, "{} filters", keys.filters.len());
         assert!((0..n).all(|i| keys.may_hold(i * 2)), "a false negative");
         let false_positives = (0..n).filter(|i| keys.may_hold(i * 2 + 1)).count();
-        // Three filters at 0.1% each: well under 1% in all.
-        assert!(false_positives < 3_000, "{false_positives} false positives");
+        // Three filters at 1% each: under 3% in all.
+        assert!(false_positives < 9_000, "{false_positives} false positives");
     }
 }
