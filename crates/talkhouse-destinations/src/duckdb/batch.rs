@@ -215,14 +215,15 @@ pub(crate) fn stage_batch(
         .iter()
         .map(|c| Field::new(c.name, arrow_type(c.ty), true))
         .collect();
-    fields.push(Field::new("_raw", DataType::Utf8, true));
+    let [raw_name, synced_at, load, deleted_at] = crate::sql::bookkeeping_columns();
+    fields.push(Field::new(raw_name, DataType::Utf8, true));
     let timestamp = DataType::Timestamp(TimeUnit::Microsecond, None);
     match tail {
         Tail::Stage => fields.push(Field::new("_same", DataType::Boolean, true)),
         Tail::Table { .. } => fields.extend([
-            Field::new("_synced_at", timestamp.clone(), true),
-            Field::new("_load_id", DataType::Utf8, true),
-            Field::new("_deleted_at", timestamp, true),
+            Field::new(synced_at, timestamp.clone(), true),
+            Field::new(load, DataType::Utf8, true),
+            Field::new(deleted_at, timestamp, true),
         ]),
     }
 

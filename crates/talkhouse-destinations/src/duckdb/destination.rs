@@ -679,12 +679,11 @@ fn new_keys_of(conn: &Connection, schema: &str, spec: &TableSpec) -> Result<Opti
         .map_err(db_err(ctx.clone()))?
         .collect::<std::result::Result<_, _>>()
         .map_err(db_err(ctx))?;
-    let expected = spec.columns.iter().map(|c| c.name).chain([
-        "_raw",
-        "_synced_at",
-        "_load_id",
-        "_deleted_at",
-    ]);
+    let expected = spec
+        .columns
+        .iter()
+        .map(|c| c.name)
+        .chain(crate::sql::bookkeeping_columns());
     Ok(columns
         .iter()
         .map(String::as_str)
@@ -1032,6 +1031,78 @@ mod tests {
             text.contains("too small") && text.contains("64MiB"),
             "{text}"
         );
+    }
+
+    /// Into a table that was empty, new keys are appended to it without the staging table; a
+    /// repeated key, and every row once another statement ran, goes through the merge.
+    #[tokio::test]
+    async fn new_keys_into_an_empty_table_skip_the_staging_table() {
+        const ITEM: TableRef = TableRef::source("item");
+        let dest = DuckDbDestination::in_memory().expect("duckdb");
+        dest.init().await.expect("init");
+        let spec = TableSpec::new(
+            ITEM,
+            vec![Column::new("id", T::Text), Column::new("v", T::Integer)],
+            &["id"],
+        );
+        dest.prepare("m", &[spec]).await.expect("prepare");
+        let commit = |ids: &[(&str, i64)]| Commit {
+            source: "m".into(),
+            stream: "s".into(),
+            load_id: "l".into(),
+            synced_at: chrono::Utc::now(),
+            rows: ids
+                .iter()
+                .map(|(id, v)| Row::new(ITEM).set("id", *id).set("v", *v))
+                .collect(),
+            erasures: vec![],
+            quarantine: vec![],
+            state: None,
+            more_follows: true,
+        };
+        let staged = || async {
+            let n = dest
+                .query(&format!(
+                    "SELECT count(*) AS n FROM temp.main.{}",
+                    q(&staging_name("m", "item"))
+                ))
+                .await
+                .expect("stage");
+            n[0]["n"].as_i64().expect("count")
+        };
+        let specs = dest.specs.lock().expect("specs").clone();
+        {
+            let mut session = dest.session.lock().expect("session");
+            session
+                .commit(&specs, &commit(&[("a", 1), ("b", 1)]))
+                .expect("commit");
+            session
+                .commit(&specs, &commit(&[("a", 2), ("c", 1)]))
+                .expect("commit");
+            session.settle().expect("settle");
+        }
+        assert_eq!(staged().await, 1, "only the repeated key a was staged");
+        // The query above may have written anything: from now on every row is merged.
+        dest.commit(commit(&[("d", 1), ("e", 1)]))
+            .await
+            .expect("commit");
+        assert_eq!(staged().await, 2);
+        let rows = dest
+            .query("SELECT id, v FROM m.item ORDER BY id")
+            .await
+            .expect("rows");
+        let rows: Vec<(String, i64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap_or("").to_owned(),
+                    r["v"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect();
+        let want =
+            [("a", 2), ("b", 1), ("c", 1), ("d", 1), ("e", 1)].map(|(id, v)| (id.to_owned(), v));
+        assert_eq!(rows, want);
     }
 
     #[tokio::test]
