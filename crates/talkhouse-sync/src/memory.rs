@@ -89,6 +89,20 @@ impl MemoryDestination {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// `f` of the rows of `schema.table`, read under the lock without copying them; `None`
+    /// when there is no such table.
+    fn with_rows<T>(
+        &self,
+        schema: &str,
+        table: &str,
+        f: impl FnOnce(&BTreeMap<Vec<String>, StoredRow>) -> T,
+    ) -> Option<T> {
+        self.lock()
+            .tables
+            .get(&(schema.to_owned(), table.to_owned()))
+            .map(|t| f(&t.rows))
+    }
+
     /// Makes every commit after the next `n` fail (a crash between batches).
     pub fn fail_commits_after(&self, n: i64) {
         self.fail_after.store(n, Ordering::SeqCst);
@@ -101,29 +115,21 @@ impl MemoryDestination {
 
     /// Rows in `schema.table`, deleted ones included.
     pub fn rows(&self, schema: &str, table: &str) -> Vec<StoredRow> {
-        self.lock()
-            .tables
-            .get(&(schema.to_owned(), table.to_owned()))
-            .map(|t| t.rows.values().cloned().collect())
+        self.with_rows(schema, table, |rows| rows.values().cloned().collect())
             .unwrap_or_default()
     }
 
     /// Number of rows in `schema.table` without `_deleted_at`.
     pub fn count(&self, schema: &str, table: &str) -> usize {
-        self.lock()
-            .tables
-            .get(&(schema.to_owned(), table.to_owned()))
-            .map_or(0, |t| {
-                t.rows.values().filter(|r| r.deleted_at.is_none()).count()
-            })
+        self.with_rows(schema, table, |rows| {
+            rows.values().filter(|r| r.deleted_at.is_none()).count()
+        })
+        .unwrap_or(0)
     }
 
     /// Number of rows in `schema.table`, deleted ones included.
     pub fn count_all(&self, schema: &str, table: &str) -> usize {
-        self.lock()
-            .tables
-            .get(&(schema.to_owned(), table.to_owned()))
-            .map_or(0, |t| t.rows.len())
+        self.with_rows(schema, table, BTreeMap::len).unwrap_or(0)
     }
 
     /// The tables that hold rows, as `schema.table`.
