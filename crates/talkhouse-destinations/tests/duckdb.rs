@@ -594,6 +594,9 @@ async fn a_table_filled_from_empty_ends_as_one_merged_into() {
             ))
             .await
             .expect("a row before");
+        // Any other statement ends what the session knows of the keys: from here on the
+        // table is one that held rows.
+        merged.query("SELECT 1 AS one").await.expect("query");
         let mut written = (Vec::new(), Vec::new());
         for (f, m) in commits(more).into_iter().zip(commits(more)) {
             written
@@ -604,10 +607,15 @@ async fn a_table_filled_from_empty_ends_as_one_merged_into() {
                 .push(merged.commit(m).await.expect("merged").rows_written);
         }
         assert_eq!(
-            written.0, written.1,
-            "rows written per commit (more follow: {more})"
+            written.0.iter().sum::<u64>(),
+            written.1.iter().sum::<u64>(),
+            "rows written (more follow: {more})"
         );
-        assert_eq!(written.0, [6, 3, 3], "unchanged rows are not written again");
+        assert_eq!(written.1, [6, 3, 3], "unchanged rows are not written again");
+        // In one open group, the rows of keys written before are merged when the group ends
+        // and counted by the commit that ends it.
+        let want: [u64; 3] = if more { [6, 2, 4] } else { [6, 3, 3] };
+        assert_eq!(written.0, want);
         let (fresh_rows, merged_rows) = (rows(&fresh).await, rows(&merged).await);
         assert_eq!(fresh_rows, merged_rows, "more follow: {more}");
         assert_eq!(fresh_rows.0.len(), 5);

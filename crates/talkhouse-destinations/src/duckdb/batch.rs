@@ -9,8 +9,9 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use duckdb::arrow::array::{
-    ArrayRef, BooleanArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
-    StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanArray, BooleanBuilder, Date32Builder, Float64Builder, Int64Array,
+    Int64Builder, StringArray, StringBuilder, TimestampMicrosecondArray,
+    TimestampMicrosecondBuilder,
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use duckdb::arrow::error::ArrowError;
@@ -187,11 +188,32 @@ fn write_columns(columns: &[&str], row: &Row, out: &mut String) {
     }
 }
 
+/// The staging table's columns after the spec's and `_raw`, with their DuckDB types: `_same`
+/// (NULL, set by the merge), the batch's number in the session (`_seq`: a later batch's version
+/// of a group replaces an earlier one's), the `_synced_at` and `_load_id` the merge writes to the
+/// table (the batch's, or an earlier batch's that staged the same row), and `_first` (true: the
+/// row is as the first batch that staged its group brought it, so a stored row identical to it
+/// is kept as it is).
+pub(crate) const STAGE_TAIL: [(&str, &str); 5] = [
+    ("_same", "BOOLEAN"),
+    ("_seq", "BIGINT"),
+    ("_synced_at", "TIMESTAMP"),
+    ("_load_id", "VARCHAR"),
+    ("_first", "BOOLEAN"),
+];
+
 /// The columns after the spec's in a batch: what the batch is for.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Tail<'a> {
-    /// The staging table of the merge: `_raw`, then `_same` (NULL, set by the merge).
-    Stage,
+    /// The staging table of the merge: `_raw`, then [`STAGE_TAIL`].
+    Stage {
+        /// The batch's number in the session.
+        seq: i64,
+        /// `_synced_at`, as microseconds since the epoch.
+        synced_at_micros: i64,
+        /// `_load_id`.
+        load_id: &'a str,
+    },
     /// The table itself, for rows whose keys it does not hold: `_raw`, `_synced_at`,
     /// `_load_id`, `_deleted_at` (NULL), in the table's column order.
     Table {
@@ -219,7 +241,16 @@ pub(crate) fn stage_batch(
     fields.push(Field::new(raw_name, DataType::Utf8, true));
     let timestamp = DataType::Timestamp(TimeUnit::Microsecond, None);
     match tail {
-        Tail::Stage => fields.push(Field::new("_same", DataType::Boolean, true)),
+        Tail::Stage { .. } => {
+            let [same, seq, synced_at, load, first] = STAGE_TAIL.map(|(name, _)| name);
+            fields.extend([
+                Field::new(same, DataType::Boolean, true),
+                Field::new(seq, DataType::Int64, true),
+                Field::new(synced_at, timestamp.clone(), true),
+                Field::new(load, DataType::Utf8, true),
+                Field::new(first, DataType::Boolean, true),
+            ]);
+        }
         Tail::Table { .. } => fields.extend([
             Field::new(synced_at, timestamp.clone(), true),
             Field::new(load, DataType::Utf8, true),
@@ -254,7 +285,19 @@ pub(crate) fn stage_batch(
     let n = rows.len();
     match tail {
         // Set by the merge for rows identical to the stored ones.
-        Tail::Stage => columns.push(Arc::new(BooleanArray::new_null(n))),
+        Tail::Stage {
+            seq,
+            synced_at_micros,
+            load_id,
+        } => columns.extend([
+            Arc::new(BooleanArray::new_null(n)) as ArrayRef,
+            Arc::new(Int64Array::from_value(seq, n)),
+            Arc::new(TimestampMicrosecondArray::from_value(synced_at_micros, n)),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                load_id, n,
+            ))),
+            Arc::new(BooleanArray::from(vec![true; n])),
+        ]),
         Tail::Table {
             synced_at_micros,
             load_id,
@@ -349,6 +392,12 @@ mod tests {
         r
     }
 
+    const STAGE: Tail<'static> = Tail::Stage {
+        seq: 1,
+        synced_at_micros: 0,
+        load_id: "l",
+    };
+
     fn values(rows: &[&Row]) -> Vec<String> {
         rows.iter()
             .map(|r| match r.get("v") {
@@ -389,9 +438,13 @@ mod tests {
             row(Some("y"), Cell::Integer(2), "two"),
         ];
         let refs: Vec<&Row> = rows.iter().collect();
-        let batch = stage_batch(&spec(), &refs, Tail::Stage).expect("batch");
+        let batch = stage_batch(&spec(), &refs, STAGE).expect("batch");
         assert_eq!(batch.num_rows(), 2);
-        assert_eq!(batch.num_columns(), 5, "a, b, v, _raw, _same");
+        assert_eq!(
+            batch.num_columns(),
+            9,
+            "a, b, v, _raw, _same, _seq, _synced_at, _load_id, _first"
+        );
         let b = batch
             .column(1)
             .as_any()
@@ -411,7 +464,7 @@ mod tests {
             Row::new(TABLE).set("a", "z").set("b", 4).set("v", "four"),
         ];
         let refs: Vec<&Row> = rows.iter().collect();
-        let batch = stage_batch(&spec(), &refs, Tail::Stage).expect("batch");
+        let batch = stage_batch(&spec(), &refs, STAGE).expect("batch");
         let text = |col: usize| -> Vec<Option<String>> {
             let a = batch
                 .column(col)

@@ -13,7 +13,7 @@ use talkhouse_model::{
     MODEL_SCHEMA, QueryRows, Row, TableRef, TableSpec,
 };
 
-use super::batch::{Tail, group_key_hashes, last_versions, stage_batch};
+use super::batch::{STAGE_TAIL, Tail, group_key_hashes, last_versions, stage_batch};
 use super::fresh::NewKeys;
 use super::values::{sql_type, stage_type, to_json, to_value};
 use crate::quote_ident as q;
@@ -36,7 +36,8 @@ const GROUP_MAX_AGE: Duration = Duration::from_secs(30);
 ///
 /// A batch's staging table is replaced by the next batch's, but DuckDB keeps a table dropped in a
 /// transaction until the transaction ends (it could roll back): an open group holds every one of
-/// its batches' staging tables. At 2,000,000 rows that was some 2 GB of dead rows for a 512 MiB
+/// its batches' staging tables (and a table filled from empty keeps its staged rows until the
+/// group's one merge, [`merge_table`]). At 2,000,000 rows that was some 2 GB of dead rows for a 512 MiB
 /// limit; they filled DuckDB's memory and spilled to disk (measured on the 3M-item Gladly load:
 /// 505 MiB of DuckDB's 512 MiB in staging tables and up to 660 MB spilled, per group).
 const GROUP_STAGE_SHARE: u64 = 2;
@@ -68,6 +69,19 @@ struct Session {
     /// empty then (`None`: it was not, so every row goes through the merge). Cleared before
     /// any other statement, which could write to the tables.
     fresh: HashMap<(String, String), Option<NewKeys>>,
+    /// Tables filled from empty whose staging tables hold rows not merged yet: the rows the
+    /// new-key filter could not rule out, gathered over the open group and merged once, before
+    /// it commits or anything else reads or erases ([`merge_table`]).
+    deferred: Vec<Deferred>,
+    /// The number of the last batch staged in this session (`_seq`).
+    seq: i64,
+}
+
+/// A staging table holding rows whose merge waits for the end of the group: one version of
+/// each group ([`fold_stage`]).
+struct Deferred {
+    schema: String,
+    spec: TableSpec,
 }
 
 /// DuckDB's worker threads for writing and for everything else.
@@ -128,24 +142,35 @@ impl Session {
         Ok(())
     }
 
-    /// Makes the open group durable (nothing to do without one). When that fails, its
-    /// commits are rolled back and their loads refused from then on.
-    fn settle(&mut self) -> Result<()> {
+    /// Merges the open group's deferred rows, then makes the group durable (nothing to do
+    /// without one). When that fails, its commits are rolled back and their loads refused from
+    /// then on. Returns the rows the deferred merges wrote.
+    fn settle(&mut self) -> Result<u64> {
         let Some(group) = self.group.take() else {
-            return Ok(());
+            return Ok(0);
         };
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
+        let merged = merge_deferred(&self.conn, &mut self.deferred);
+        let committed = match merged {
+            Ok(written) => self
+                .conn
+                .execute_batch("COMMIT")
+                .map(|()| written)
+                .map_err(|e| DestinationError::query("committing", e)),
+            Err(e) => Err(e),
+        };
+        if committed.is_err() {
             // Best effort: DuckDB may have rolled back already.
             let _ = self.conn.execute_batch("ROLLBACK");
+            self.deferred.clear();
             self.poisoned.extend(group.loads);
-            return Err(DestinationError::query("committing", e));
         }
-        Ok(())
+        committed
     }
 
     /// Rolls back the open group after a failed commit and refuses its loads from then on.
     fn abort(&mut self, load_id: &str) {
         let _ = self.conn.execute_batch("ROLLBACK");
+        self.deferred.clear();
         if let Some(group) = self.group.take() {
             self.poisoned.extend(group.loads);
         }
@@ -178,7 +203,12 @@ impl Session {
                 loads: HashSet::new(),
             });
         }
-        let (stats, staged) = match apply_commit(&self.conn, specs, &mut self.fresh, commit) {
+        let mut batch = Batch {
+            fresh: &mut self.fresh,
+            deferred: &mut self.deferred,
+            seq: &mut self.seq,
+        };
+        let (mut stats, staged) = match apply_commit(&self.conn, specs, &mut batch, commit) {
             Ok(done) => done,
             Err(e) => {
                 self.abort(&commit.load_id);
@@ -198,7 +228,7 @@ impl Session {
             None => true,
         };
         if due {
-            self.settle()?;
+            stats.rows_written += self.settle()?;
         }
         Ok(stats)
     }
@@ -408,6 +438,8 @@ impl DuckDbDestination {
                 threads,
                 poisoned: HashSet::new(),
                 fresh: HashMap::new(),
+                deferred: Vec::new(),
+                seq: 0,
             })),
             specs: Arc::default(),
         }
@@ -507,7 +539,8 @@ fn create_stage(schema: &str, spec: &TableSpec) -> String {
         .iter()
         .map(|c| format!("{} {}", q(c.name), stage_type(c.ty)))
         .collect();
-    cols.extend(["_raw VARCHAR".to_owned(), "_same BOOLEAN".to_owned()]);
+    cols.push("_raw VARCHAR".to_owned());
+    cols.extend(STAGE_TAIL.map(|(name, ty)| format!("{name} {ty}")));
     format!(
         "CREATE OR REPLACE TEMP TABLE {} ({})",
         q(&staging_name(schema, spec.table.name)),
@@ -522,31 +555,42 @@ fn eq_on(cols: &[&str], a: &str, b: &str) -> String {
         .join(" AND ")
 }
 
+/// What a batch may change in the session besides the tables: the new-key filters, the
+/// deferred merges and the batch counter.
+struct Batch<'s> {
+    fresh: &'s mut HashMap<(String, String), Option<NewKeys>>,
+    deferred: &'s mut Vec<Deferred>,
+    seq: &'s mut i64,
+}
+
 /// Merges `rows` into `schema.table`: each key's last version replaces the stored one, a stored
 /// row identical to its new version stays as it is (with its `_synced_at` and `_load_id`), and
 /// for child tables the rows of a group the batch brings and does not hold again are removed.
 ///
-/// The target is scanned once, on its group-key columns only, for the rows the batch touches;
-/// a batch of new keys (a bulk load) then only appends. The touched rows are fetched by `rowid`
-/// into a small temporary table, so the comparison of every column reads them and not the whole
-/// table.
-///
-/// With `known` (the table was empty when the session first wrote to it, [`NewKeys`]), the rows
-/// whose group keys the table cannot hold are appended to it as they are, and only the others
-/// are merged. Returns the rows written and the bytes staged.
+/// The rows are staged (a temporary table) and merged from there ([`merge_stage`]). With `known`
+/// (the table was empty when the session first wrote to it, [`NewKeys`]), the rows whose group
+/// keys the table cannot hold are appended to it as they are, and the others are staged but
+/// their merge is deferred to the end of the group: the merge scans the table's keys, which in a
+/// bulk load would be once per batch over an ever larger table for a few repeated keys and
+/// filter false positives. Returns the rows written now and the bytes staged.
 fn merge_table(
     conn: &Connection,
     schema: &str,
     spec: &TableSpec,
-    known: Option<&mut NewKeys>,
+    batch: &mut Batch<'_>,
     rows: &[&Row],
     synced_at: chrono::DateTime<chrono::Utc>,
     load_id: &str,
 ) -> Result<(u64, u64)> {
     let table = spec.table.name;
     let ctx = format!("merging {schema}.{table}");
+    let known = match batch.fresh.entry((schema.to_owned(), table.to_owned())) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => e.insert(new_keys_of(conn, schema, spec)?),
+    };
     let mut rows = last_versions(spec, rows);
     let mut appended = 0;
+    let defer = known.is_some();
     if let Some(known) = known {
         let hashes = group_key_hashes(spec, &rows);
         let (mut new, mut merge) = (Vec::new(), Vec::new());
@@ -561,7 +605,7 @@ fn merge_table(
             known.insert(hash);
         }
         if !new.is_empty() {
-            let batch = stage_batch(
+            let arrow = stage_batch(
                 spec,
                 &new,
                 Tail::Table {
@@ -573,7 +617,7 @@ fn merge_table(
             let mut app = conn
                 .appender_to_db(table, schema)
                 .map_err(db_err(ctx.clone()))?;
-            app.append_record_batch(batch)
+            app.append_record_batch(arrow)
                 .map_err(db_err(ctx.clone()))?;
             app.flush().map_err(db_err(ctx.clone()))?;
             appended = new.len() as u64;
@@ -583,23 +627,101 @@ fn merge_table(
         }
         rows = merge;
     }
+    let waiting = batch
+        .deferred
+        .iter()
+        .position(|d| d.schema == schema && d.spec.table == spec.table);
+    if waiting.is_none() {
+        conn.execute_batch(&create_stage(schema, spec))
+            .map_err(db_err(ctx.clone()))?;
+    }
+    *batch.seq += 1;
+    let staged = {
+        let arrow = stage_batch(
+            spec,
+            &rows,
+            Tail::Stage {
+                seq: *batch.seq,
+                synced_at_micros: synced_at.timestamp_micros(),
+                load_id,
+            },
+        )
+        .map_err(|e| DestinationError::query(ctx.clone(), e))?;
+        let staged = arrow.get_array_memory_size() as u64;
+        let mut app = conn
+            .appender_to_catalog_and_db(&staging_name(schema, table), "temp", "main")
+            .map_err(db_err(ctx.clone()))?;
+        app.append_record_batch(arrow)
+            .map_err(db_err(ctx.clone()))?;
+        app.flush().map_err(db_err(ctx))?;
+        staged
+    };
+    if !defer {
+        return Ok((appended + merge_stage(conn, schema, spec)?, staged));
+    }
+    match waiting {
+        Some(_) => fold_stage(conn, schema, spec, *batch.seq)?,
+        None => batch.deferred.push(Deferred {
+            schema: schema.to_owned(),
+            spec: spec.clone(),
+        }),
+    }
+    Ok((appended, staged))
+}
+
+/// Folds batch `seq`, just staged, into the deferred staging table of `schema.table`, which
+/// holds one earlier version of some groups: the merge must end where merging each batch in turn
+/// would have. A row identical to its earlier staged version keeps that version's `_synced_at`,
+/// `_load_id` and `_first` (it did not change then); any other row of a group staged before is
+/// not `_first` (a stored row identical to it was replaced in between, so it is written anew);
+/// then the earlier versions of the batch's groups are dropped. The staging table is small (the
+/// rows the new-key filter could not rule out), the table itself is not read.
+fn fold_stage(conn: &Connection, schema: &str, spec: &TableSpec, seq: i64) -> Result<()> {
+    let stage = q(&staging_name(schema, spec.table.name));
+    let same: String = spec
+        .columns
+        .iter()
+        .map(|c| format!(" AND n.{col} IS NOT DISTINCT FROM o.{col}", col = q(c.name)))
+        .collect();
+    conn.execute_batch(&format!(
+        "UPDATE {stage} SET _first = false
+           WHERE _seq = {seq} AND EXISTS (
+             SELECT 1 FROM {stage} o WHERE o._seq < {seq} AND {group_o});
+         UPDATE {stage} SET _synced_at = o._synced_at, _load_id = o._load_id, _first = o._first
+           FROM (SELECT n.rowid AS _row, o._synced_at, o._load_id, o._first
+                 FROM {stage} n JOIN {stage} o ON {pk}
+                 WHERE n._seq = {seq} AND o._seq < {seq}
+                   AND n._raw IS NOT DISTINCT FROM o._raw{same}) o
+           WHERE {stage}.rowid = o._row;
+         DELETE FROM {stage} WHERE _seq < {seq} AND EXISTS (
+           SELECT 1 FROM {stage} n WHERE n._seq = {seq} AND {group_n});",
+        group_o = eq_on(spec.group_key(), "o", &stage),
+        group_n = eq_on(spec.group_key(), "n", &stage),
+        pk = eq_on(&spec.primary_key, "n", "o"),
+    ))
+    .map_err(db_err(format!("merging {schema}.{}", spec.table.name)))
+}
+
+/// Merges every deferred staging table ([`merge_table`]); returns the rows written.
+fn merge_deferred(conn: &Connection, deferred: &mut Vec<Deferred>) -> Result<u64> {
+    let mut written = 0;
+    for d in deferred.drain(..) {
+        written += merge_stage(conn, &d.schema, &d.spec)?;
+    }
+    Ok(written)
+}
+
+/// Merges the staging table of `schema.table` (one version of each group) into the table.
+///
+/// The target is scanned once, on its group-key columns only, for the rows the staged ones
+/// touch; the touched rows are fetched by `rowid` into a small temporary table, so the comparison
+/// of every column reads them and not the whole table. Returns the rows written.
+fn merge_stage(conn: &Connection, schema: &str, spec: &TableSpec) -> Result<u64> {
+    let table = spec.table.name;
+    let ctx = format!("merging {schema}.{table}");
     let stage_name = staging_name(schema, table);
     let stage = q(&stage_name);
     let target = format!("{}.{}", q(schema), q(table));
-    conn.execute_batch(&create_stage(schema, spec))
-        .map_err(db_err(ctx.clone()))?;
-    let staged = {
-        let batch = stage_batch(spec, &rows, Tail::Stage)
-            .map_err(|e| DestinationError::query(ctx.clone(), e))?;
-        let staged = batch.get_array_memory_size() as u64;
-        let mut app = conn
-            .appender_to_catalog_and_db(&stage_name, "temp", "main")
-            .map_err(db_err(ctx.clone()))?;
-        app.append_record_batch(batch)
-            .map_err(db_err(ctx.clone()))?;
-        app.flush().map_err(db_err(ctx.clone()))?;
-        staged
-    };
     let cols: Vec<String> = spec.columns.iter().map(|c| q(c.name)).collect();
     let cols = cols.join(", ");
     let touched = q(&format!("{stage_name}__touched"));
@@ -630,7 +752,7 @@ fn merge_table(
             .collect();
         conn.execute_batch(&format!(
             "UPDATE {stage} SET _same = true FROM {touched} x
-               WHERE {pk_stage} AND x._deleted_at IS NULL AND {stage}._raw = x._raw{same};
+               WHERE {pk_stage} AND {stage}._first AND x._deleted_at IS NULL AND {stage}._raw = x._raw{same};
              DELETE FROM {target} WHERE rowid IN (
                SELECT x._row FROM {touched} x
                WHERE NOT EXISTS (SELECT 1 FROM {stage} s WHERE s._same AND {pk_eq}));",
@@ -643,12 +765,10 @@ fn merge_table(
         .map_err(db_err(ctx.clone()))?;
     let insert = format!(
         "INSERT INTO {target} ({cols}, _raw, _synced_at, _load_id, _deleted_at)
-         SELECT {cols}, CAST(_raw AS JSON), ?, ?, NULL FROM {stage} WHERE _same IS NOT TRUE",
+         SELECT {cols}, CAST(_raw AS JSON), _synced_at, _load_id, NULL FROM {stage} WHERE _same IS NOT TRUE",
     );
-    let written = conn
-        .execute(&insert, params![naive_micros(synced_at), load_id])
-        .map_err(db_err(ctx))?;
-    Ok((appended + written as u64, staged))
+    let written = conn.execute(&insert, []).map_err(db_err(ctx))?;
+    Ok(written as u64)
 }
 
 /// What the session knows of the keys of `schema.table` when it first writes to it: an empty
@@ -755,7 +875,7 @@ fn erase(
 fn apply_commit(
     conn: &Connection,
     specs: &HashMap<(String, String), TableSpec>,
-    fresh: &mut HashMap<(String, String), Option<NewKeys>>,
+    batch: &mut Batch<'_>,
     c: &Commit,
 ) -> Result<(CommitStats, u64)> {
     let mut stats = CommitStats::default();
@@ -786,23 +906,21 @@ fn apply_commit(
     };
     for t in &order {
         let (schema, spec) = spec_of(t)?;
-        let known = match fresh.entry((schema.clone(), t.name.to_owned())) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(new_keys_of(conn, &schema, spec)?)
-            }
-        };
         let (written, bytes) = merge_table(
             conn,
             &schema,
             spec,
-            known.as_mut(),
+            batch,
             &groups[t],
             c.synced_at,
             &c.load_id,
         )?;
         stats.rows_written += written;
         staged += bytes;
+    }
+    if !c.erasures.is_empty() {
+        // An erasure must find every row written before it.
+        stats.rows_written += merge_deferred(conn, batch.deferred)?;
     }
     for e in &c.erasures {
         let (schema, spec) = spec_of(&e.table)?;
@@ -982,7 +1100,7 @@ impl Destination for DuckDbDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use talkhouse_model::{Column, ColumnType as T};
+    use talkhouse_model::{Cell, Column, ColumnType as T};
 
     #[test]
     fn sizes_read_back_from_duckdb_are_understood() {
@@ -1103,6 +1221,145 @@ mod tests {
         let want =
             [("a", 2), ("b", 1), ("c", 1), ("d", 1), ("e", 1)].map(|(id, v)| (id.to_owned(), v));
         assert_eq!(rows, want);
+    }
+
+    /// Into a table filled from empty, the rows of keys written before are merged once, at the
+    /// end of the group: a group's last version wins (a child list that shrank leaves nothing
+    /// behind) with its own batch's `_synced_at`, and an erasure sees what came before it.
+    #[tokio::test]
+    async fn repeated_keys_of_a_bulk_load_are_merged_once_at_the_end_of_the_group() {
+        const ITEM: TableRef = TableRef::source("item");
+        const PART: TableRef = TableRef::source("part");
+        let dest = DuckDbDestination::in_memory().expect("duckdb");
+        dest.init().await.expect("init");
+        let item = TableSpec::new(
+            ITEM,
+            vec![Column::new("id", T::Text), Column::new("v", T::Integer)],
+            &["id"],
+        );
+        let part = TableSpec::new(
+            PART,
+            vec![
+                Column::new("item_id", T::Text),
+                Column::new("pos", T::Integer),
+                Column::new("v", T::Integer),
+            ],
+            &["item_id", "pos"],
+        )
+        .child_of(&["item_id"]);
+        dest.prepare("m", &[item, part]).await.expect("prepare");
+        let specs = dest.specs.lock().expect("specs").clone();
+        let base = chrono::Utc::now();
+        // Item `id` at version `v` with `parts` child rows, in commit `n`.
+        let commit = |n: i64, items: &[(&str, i64, i64)], erase: Option<&str>| Commit {
+            source: "m".into(),
+            stream: "s".into(),
+            load_id: format!("l{n}"),
+            synced_at: base + chrono::Duration::seconds(n),
+            rows: items
+                .iter()
+                .flat_map(|(id, v, parts)| {
+                    std::iter::once(Row::new(ITEM).set("id", *id).set("v", *v)).chain(
+                        (0..*parts).map(move |pos| {
+                            Row::new(PART)
+                                .set("item_id", *id)
+                                .set("pos", pos)
+                                .set("v", *v)
+                        }),
+                    )
+                })
+                .collect(),
+            erasures: erase
+                .map(|id| Erasure {
+                    table: ITEM,
+                    column: "id",
+                    value: Cell::Text(id.into()),
+                    mode: EraseMode::Delete,
+                })
+                .into_iter()
+                .collect(),
+            quarantine: vec![],
+            state: None,
+            more_follows: true,
+        };
+        let mut session = dest.session.lock().expect("session");
+        let count = |session: &Session, sql: &str| -> i64 {
+            session
+                .conn
+                .query_row(sql, [], |r| r.get(0))
+                .expect("count")
+        };
+        let mut written = 0;
+        for c in [
+            commit(
+                1,
+                &[("a", 1, 3), ("c", 1, 0), ("e", 1, 0), ("f", 1, 0)],
+                None,
+            ),
+            commit(2, &[("a", 2, 2), ("e", 2, 0), ("f", 2, 0)], None),
+            // e back as it was stored: still written anew, as v2 replaced it in between; f
+            // unchanged since commit 2: written as commit 2 wrote it.
+            commit(
+                3,
+                &[("a", 3, 1), ("b", 1, 2), ("e", 1, 0), ("f", 2, 0)],
+                None,
+            ),
+        ] {
+            written += session.commit(&specs, &c).expect("commit").rows_written;
+        }
+        assert_eq!(
+            count(
+                &session,
+                "SELECT sum(v) FROM m.item WHERE id IN ('a', 'e', 'f')"
+            ),
+            3,
+            "later versions wait in the staging table"
+        );
+        let stage = q(&staging_name("m", "item"));
+        assert_eq!(
+            count(&session, &format!("SELECT count(*) FROM temp.main.{stage}")),
+            3,
+            "one version of each key waits"
+        );
+        // `c` again, and erased in the same commit.
+        let c = commit(4, &[("c", 2, 0)], Some("c"));
+        written += session.commit(&specs, &c).expect("commit").rows_written;
+        let mut last = commit(5, &[("d", 1, 0)], None);
+        last.more_follows = false;
+        written += session.commit(&specs, &last).expect("commit").rows_written;
+        assert!(session.group.is_none() && session.deferred.is_empty());
+        let rows = |sql: &str| -> Vec<String> {
+            let mut stmt = session.conn.prepare(sql).expect("prepare");
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .expect("query")
+                .collect::<std::result::Result<_, _>>()
+                .expect("rows")
+        };
+        assert_eq!(
+            rows("SELECT concat(id, v, _load_id) FROM m.item ORDER BY id"),
+            ["a3l3", "b1l3", "d1l5", "e1l3", "f2l2"],
+            "c erased after its second version was merged"
+        );
+        assert_eq!(
+            rows("SELECT concat(item_id, pos, v) FROM m.part ORDER BY item_id, pos"),
+            ["a03", "b01", "b11"],
+            "a's list shrank to one"
+        );
+        let synced: i64 = session
+            .conn
+            .query_row(
+                "SELECT epoch_us(_synced_at) FROM m.item WHERE id = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("synced");
+        assert_eq!(
+            synced,
+            (base + chrono::Duration::seconds(3)).timestamp_micros()
+        );
+        // Commit 1: a, its 3 parts, c, e and f; 3: b and its 2 parts; 4, merging before the
+        // erasure: the last versions of a, c, e and f and a's one part; 5: d.
+        assert_eq!(written, 7 + 3 + 5 + 1);
     }
 
     #[tokio::test]
