@@ -46,6 +46,22 @@ pub async fn cleanup(url: &str, source: &str) {
     }
 }
 
+/// Events of `source` the inbox holds that are not marked done.
+async fn not_done(url: &str, source: &str) -> i64 {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .query_one(
+            "SELECT count(*) FROM talkhouse.serve_inbox WHERE source = $1 AND status <> 'done'",
+            &[&source],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[tokio::test]
 async fn two_instances_share_the_inbox_and_never_overlap_syncs() {
     let Some(url) = postgres_url() else { return };
@@ -95,6 +111,9 @@ async fn two_instances_share_the_inbox_and_never_overlap_syncs() {
         1,
         "two syncs of one source overlapped"
     );
+    // Processed in batches, and every batch marked done (or it would be claimed again once its
+    // lease lapsed).
+    assert_eq!(not_done(&url, &name).await, 0);
     cleanup(&url, &name).await;
 }
 
