@@ -37,9 +37,9 @@ const GROUP_MAX_AGE: Duration = Duration::from_secs(30);
 /// A batch's staging table is replaced by the next batch's, but DuckDB keeps a table dropped in a
 /// transaction until the transaction ends (it could roll back): an open group holds every one of
 /// its batches' staging tables (and a table filled from empty keeps its staged rows until the
-/// group's one merge, [`merge_table`]). At 2,000,000 rows that was some 2 GB of dead rows for a 512 MiB
-/// limit; they filled DuckDB's memory and spilled to disk (measured on the 3M-item Gladly load:
-/// 505 MiB of DuckDB's 512 MiB in staging tables and up to 660 MB spilled, per group).
+/// group's one merge, [`merge_table`]). At 2,000,000 rows that was some 2 GB of dead rows for a
+/// 512 MiB limit; they filled DuckDB's memory and spilled to disk (measured on the 3M-item Gladly
+/// load: 505 MiB of DuckDB's 512 MiB in staging tables and up to 660 MB spilled, per group).
 const GROUP_STAGE_SHARE: u64 = 2;
 
 /// Commits that said more follow, in one open transaction: DuckDB writes a large transaction's
@@ -149,15 +149,12 @@ impl Session {
         let Some(group) = self.group.take() else {
             return Ok(0);
         };
-        let merged = merge_deferred(&self.conn, &mut self.deferred);
-        let committed = match merged {
-            Ok(written) => self
-                .conn
+        let committed = merge_deferred(&self.conn, &mut self.deferred).and_then(|written| {
+            self.conn
                 .execute_batch("COMMIT")
                 .map(|()| written)
-                .map_err(|e| DestinationError::query("committing", e)),
-            Err(e) => Err(e),
-        };
+                .map_err(|e| DestinationError::query("committing", e))
+        });
         if committed.is_err() {
             // Best effort: DuckDB may have rolled back already.
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -555,6 +552,22 @@ fn eq_on(cols: &[&str], a: &str, b: &str) -> String {
         .join(" AND ")
 }
 
+/// ` AND a.c IS NOT DISTINCT FROM b.c` for every column `c` of the spec; with `b_is_table`,
+/// `b` holds the table's types, whose JSON columns are compared as the staging table's text.
+fn same_cells(spec: &TableSpec, a: &str, b: &str, b_is_table: bool) -> String {
+    spec.columns
+        .iter()
+        .map(|c| {
+            let col = q(c.name);
+            if b_is_table && c.ty == ColumnType::Json {
+                format!(" AND {a}.{col} IS NOT DISTINCT FROM CAST({b}.{col} AS VARCHAR)")
+            } else {
+                format!(" AND {a}.{col} IS NOT DISTINCT FROM {b}.{col}")
+            }
+        })
+        .collect()
+}
+
 /// What a batch may change in the session besides the tables: the new-key filters, the
 /// deferred merges and the batch counter.
 struct Batch<'s> {
@@ -678,11 +691,7 @@ fn merge_table(
 /// rows the new-key filter could not rule out), the table itself is not read.
 fn fold_stage(conn: &Connection, schema: &str, spec: &TableSpec, seq: i64) -> Result<()> {
     let stage = q(&staging_name(schema, spec.table.name));
-    let same: String = spec
-        .columns
-        .iter()
-        .map(|c| format!(" AND n.{col} IS NOT DISTINCT FROM o.{col}", col = q(c.name)))
-        .collect();
+    let same = same_cells(spec, "n", "o", false);
     conn.execute_batch(&format!(
         "UPDATE {stage} SET _first = false
            WHERE _seq = {seq} AND EXISTS (
@@ -738,18 +747,7 @@ fn merge_stage(conn: &Connection, schema: &str, spec: &TableSpec) -> Result<u64>
         )
         .map_err(db_err(ctx.clone()))?;
     if n_touched > 0 {
-        let same: String = spec
-            .columns
-            .iter()
-            .map(|c| {
-                let col = q(c.name);
-                if c.ty == ColumnType::Json {
-                    format!(" AND {stage}.{col} IS NOT DISTINCT FROM CAST(x.{col} AS VARCHAR)")
-                } else {
-                    format!(" AND {stage}.{col} IS NOT DISTINCT FROM x.{col}")
-                }
-            })
-            .collect();
+        let same = same_cells(spec, &stage, "x", true);
         conn.execute_batch(&format!(
             "UPDATE {stage} SET _same = true FROM {touched} x
                WHERE {pk_stage} AND {stage}._first AND x._deleted_at IS NULL AND {stage}._raw = x._raw{same};
