@@ -35,11 +35,17 @@ fn pg_config(url: &str, dir: &std::path::Path) -> ServeConfig {
     cfg
 }
 
-pub async fn cleanup(url: &str, source: &str) {
+/// A connection of the test's own to the inbox's database.
+async fn pg_client(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(conn);
+    client
+}
+
+pub async fn cleanup(url: &str, source: &str) {
+    let client = pg_client(url).await;
     for table in ["serve_inbox", "serve_schedule"] {
         let sql = format!("DELETE FROM talkhouse.{table} WHERE source = $1");
         let _ = client.execute(sql.as_str(), &[&source]).await;
@@ -48,11 +54,8 @@ pub async fn cleanup(url: &str, source: &str) {
 
 /// Events of `source` the inbox holds that are not marked done.
 async fn not_done(url: &str, source: &str) -> i64 {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    pg_client(url)
         .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
         .query_one(
             "SELECT count(*) FROM talkhouse.serve_inbox WHERE source = $1 AND status <> 'done'",
             &[&source],
