@@ -8,6 +8,10 @@
 //! | `records.rs` | vendor records → rows of the vendor tables and of the `talkhouse.*` model |
 //! | `tables.rs` | the vendor's [`TableSpec`](talkhouse_model::TableSpec)s |
 //!
+//! Shared by the vendors: [`json`], the borrowed JSON document that bulk export lines are read
+//! into, and the [`Doc`](json::Doc) trait through which one record mapping reads it or a
+//! `serde_json::Value`.
+//!
 //! Adding a vendor is one line in [`all_vendors`].
 
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use talkhouse_model::{Destination, DestinationError, Source};
 pub mod ada;
 pub mod giosg;
 pub mod gladly;
+pub mod json;
 pub mod ultimate;
 
 /// A configuration problem in one `[sources.<name>]` section.

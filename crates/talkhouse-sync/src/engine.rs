@@ -317,8 +317,11 @@ struct StreamRun<'a> {
     quarantined: u64,
 }
 
-/// Column types and key columns of a source's tables.
-struct Columns(HashMap<TableRef, (HashMap<&'static str, ColumnType>, Vec<&'static str>)>);
+/// Column types and key columns of a source's tables, looked up for every cell of every row:
+/// hashed with foldhash rather than SipHash (the names are the code's own, not an attacker's).
+struct Columns(FastMap<TableRef, (FastMap<&'static str, ColumnType>, Vec<&'static str>)>);
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 impl Columns {
     fn of(source: &dyn Source) -> Self {

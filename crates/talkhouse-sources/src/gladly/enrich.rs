@@ -24,6 +24,7 @@ use super::source::{
     AGENTS, CONVERSATIONS, CUSTOMERS, GladlySource, INBOXES, PROFILES, TEAMS, cell_text,
     parse_state, quarantine, to_json,
 };
+use crate::json::Json;
 
 /// What is known of a conversation before it is fetched.
 #[derive(Debug, Clone, Copy, Default)]
@@ -116,7 +117,7 @@ impl GladlySource {
         if let Some(bytes) = self.open(job, kind, stream).await? {
             let mut reader = LineReader::new(bytes);
             while let Some(line) = reader.next_line().await? {
-                if let Ok(v) = serde_json::from_slice::<Value>(&line) {
+                if let Ok(v) = serde_json::from_slice::<Json<'_>>(&line) {
                     ids.note(kind, &v);
                 }
             }

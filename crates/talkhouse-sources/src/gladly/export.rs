@@ -18,6 +18,7 @@ use super::generator::Emitter;
 use super::lines::{ByteStream, LineReader};
 use super::records::{self, FileKind, JobTag};
 use super::source::{EXPORT, GladlySource, VENDOR, cell_text, parse_state, to_json};
+use crate::json::{Doc, Json};
 
 /// Where a job's loading stopped.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -87,24 +88,21 @@ pub(super) struct ConvNote {
 
 impl JobIds {
     /// Notes the ids a line of `kind` names.
-    pub(super) fn note(&mut self, kind: FileKind, v: &Value) {
+    pub(super) fn note(&mut self, kind: FileKind, v: &Json<'_>) {
         match kind {
             FileKind::Customers => {
-                if let Some(id) = v.get("id").and_then(Value::as_str) {
+                if let Some(id) = v.field("id").and_then(Doc::text) {
                     self.customers.insert(id.to_owned());
                 }
             }
             FileKind::Items => {
-                let Some(conv) = v.get("conversationId").and_then(Value::as_str) else {
+                let Some(conv) = v.field("conversationId").and_then(Doc::text) else {
                     return;
                 };
                 let slot = self.conversations.entry(conv.to_owned()).or_default();
                 slot.first = records::earlier(slot.first, records::first_of_item(v));
                 if slot.customer.is_none() {
-                    slot.customer = v
-                        .get("customerId")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
+                    slot.customer = v.field("customerId").and_then(Doc::text).map(str::to_owned);
                 }
             }
             _ => {}

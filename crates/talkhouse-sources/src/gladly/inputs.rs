@@ -21,6 +21,25 @@ pub fn export_line(data: &[u8]) -> usize {
     .sum()
 }
 
+/// One `conversation_items.jsonl` line read both ways a record reaches the item mapping: as a
+/// borrowed [`Json`](crate::json::Json) (export lines) and as a `serde_json::Value` (REST and
+/// webhooks). Whether both gave the same rows, or both rejected the line with the same error;
+/// the fuzz target asserts it.
+pub fn item_line_agrees(data: &[u8]) -> bool {
+    let line = String::from_utf8_lossy(data);
+    let read = records::line_rows(FileKind::Items, &line, None).map(|(_, rows)| rows);
+    let from_value = serde_json::from_str::<serde_json::Value>(&line)
+        .map_err(|e| format!("invalid JSON: {e}"))
+        .and_then(|v| {
+            if v.is_object() {
+                records::item_rows(&v, &line, None)
+            } else {
+                Err("not a JSON object".into())
+            }
+        });
+    read == from_value
+}
+
 /// A REST record of each kind (customer profile, conversation, inbox) and a 301 `moved` body;
 /// returns how many of them were understood.
 pub fn rest_record(data: &[u8]) -> usize {

@@ -9,6 +9,7 @@ use super::tables::{
     AGENTS, ASSIGNMENTS, CONVERSATION_MERGES, CONVERSATIONS, CUSTOMERS, INBOXES, ITEMS, MERGES,
     TEAMS, TOPICS,
 };
+use crate::json::{Doc, Json};
 
 /// Which export file a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,38 +58,46 @@ pub struct JobTag {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-fn s(v: &Value, k: &str) -> Cell {
-    match v.get(k) {
-        Some(Value::String(x)) => Cell::Text(x.clone()),
-        Some(Value::Number(n)) => Cell::Text(n.to_string()),
-        _ => Cell::Null,
+fn s<D: Doc>(v: &D, k: &str) -> Cell {
+    let Some(x) = v.field(k) else {
+        return Cell::Null;
+    };
+    if let Some(t) = x.text() {
+        Cell::Text(t.to_owned())
+    } else {
+        x.number().map_or(Cell::Null, |n| Cell::Text(n.to_string()))
     }
 }
 
-fn ts(v: &Value, k: &str) -> Cell {
-    v.get(k)
-        .and_then(Value::as_str)
+fn ts<D: Doc>(v: &D, k: &str) -> Cell {
+    v.field(k)
+        .and_then(D::text)
         .and_then(parse_timestamp)
         .map_or(Cell::Null, Cell::Timestamp)
 }
 
-fn js(v: &Value, k: &str) -> Cell {
-    v.get(k).cloned().map_or(Cell::Null, Cell::from)
+fn js<D: Doc>(v: &D, k: &str) -> Cell {
+    v.field(k).map_or(Cell::Null, |x| Cell::from(x.to_value()))
 }
 
-fn int(v: &Value, k: &str) -> Cell {
-    match v.get(k) {
-        Some(Value::Number(n)) => n.as_i64().map_or(Cell::Null, Cell::Integer),
+fn int<D: Doc>(v: &D, k: &str) -> Cell {
+    let Some(x) = v.field(k) else {
+        return Cell::Null;
+    };
+    if let Some(n) = x.number() {
+        n.as_i64().map_or(Cell::Null, Cell::Integer)
+    } else {
         // The spec's own example sends `recordingDuration: '100'`.
-        Some(Value::String(x)) => x.trim().parse::<i64>().map_or(Cell::Null, Cell::Integer),
-        _ => Cell::Null,
+        x.text()
+            .and_then(|t| t.trim().parse::<i64>().ok())
+            .map_or(Cell::Null, Cell::Integer)
     }
 }
 
 /// A string field that is required.
-fn req<'a>(v: &'a Value, k: &str) -> Result<&'a str, String> {
-    v.get(k)
-        .and_then(Value::as_str)
+fn req<'a, D: Doc>(v: &'a D, k: &str) -> Result<&'a str, String> {
+    v.field(k)
+        .and_then(D::text)
         .filter(|x| !x.is_empty())
         .ok_or_else(|| format!("missing `{k}`"))
 }
@@ -121,14 +130,15 @@ pub(super) fn earlier(a: Option<First>, b: Option<First>) -> Option<First> {
 
 /// An item (export line or REST) as a sighting of its conversation's earliest message: its
 /// `timestamp` and channel, when it is a message.
-pub(super) fn first_of_item(v: &Value) -> Option<First> {
+pub(super) fn first_of_item<D: Doc>(v: &D) -> Option<First> {
     let channel = v
-        .pointer("/content/type")
-        .and_then(Value::as_str)
+        .field("content")
+        .and_then(|c| c.field("type"))
+        .and_then(D::text)
         .and_then(channel_of)?;
     let at = v
-        .get("timestamp")
-        .and_then(Value::as_str)
+        .field("timestamp")
+        .and_then(D::text)
         .and_then(parse_timestamp)?;
     Some((at, channel))
 }
@@ -149,31 +159,30 @@ pub fn sender_role(initiator_type: &str, initiator_id: &str) -> &'static str {
 ///
 /// # Errors
 /// When the line is not an item (no `id`, no `content.type`): the caller quarantines it.
-pub fn item_rows(v: &Value, raw: &str, job: Option<&JobTag>) -> Result<Vec<Row>, String> {
+pub fn item_rows<D: Doc>(v: &D, raw: &str, job: Option<&JobTag>) -> Result<Vec<Row>, String> {
     let id = req(v, "id")?;
     let content = v
-        .get("content")
+        .field("content")
         .filter(|c| c.is_object())
         .ok_or("missing `content`")?;
     let ct = req(content, "type").map_err(|_| "missing `content.type`".to_owned())?;
-    let empty = Value::Null;
-    let init = v.get("initiator").unwrap_or(&empty);
-    let resp = v.get("responder").unwrap_or(&empty);
+    let init = v.field("initiator");
+    let resp = v.field("responder");
+    let party = |p: Option<&D>, k: &str| p.map_or(Cell::Null, |p| s(p, k));
     let body = match ct {
         "CONVERSATION_NOTE" | "CUSTOMER_ACTIVITY" | "VOICE_AI_MESSAGE" => s(content, "body"),
         "PHONE_CALL" | "VOICEMAIL" => Cell::Null,
         _ => s(content, "content"),
     };
-    let to = match content.get("to") {
-        Some(Value::Array(a)) => Cell::Text(
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
-        Some(Value::String(x)) => Cell::Text(x.clone()),
-        _ => Cell::Null,
-    };
+    let to = content
+        .field("to")
+        .and_then(|x| {
+            x.text().map(str::to_owned).or_else(|| {
+                x.elements()
+                    .map(|a| a.iter().filter_map(D::text).collect::<Vec<_>>().join(", "))
+            })
+        })
+        .map_or(Cell::Null, Cell::Text);
     let status = match ct {
         "CONVERSATION_STATUS_CHANGE" | "VOICE_AI_MESSAGE" => s(content, "status"),
         _ => Cell::Null,
@@ -184,10 +193,10 @@ pub fn item_rows(v: &Value, raw: &str, job: Option<&JobTag>) -> Result<Vec<Row>,
         .set("customer_id", s(v, "customerId"))
         .set("session_id", s(v, "sessionId"))
         .set("timestamp", ts(v, "timestamp"))
-        .set("initiator_id", s(init, "id"))
-        .set("initiator_type", s(init, "type"))
-        .set("responder_id", s(resp, "id"))
-        .set("responder_type", s(resp, "type"))
+        .set("initiator_id", party(init, "id"))
+        .set("initiator_type", party(init, "type"))
+        .set("responder_id", party(resp, "id"))
+        .set("responder_type", party(resp, "type"))
         .set("content_type", ct)
         .set("message_type", s(content, "messageType"))
         .set(
@@ -210,7 +219,7 @@ pub fn item_rows(v: &Value, raw: &str, job: Option<&JobTag>) -> Result<Vec<Row>,
         .set("source_name", s(content, "sourceName"))
         .set(
             "link_url",
-            content.get("link").map_or(Cell::Null, |l| s(l, "url")),
+            content.field("link").map_or(Cell::Null, |l| s(l, "url")),
         )
         .set("page_id", s(content, "pageId"))
         .set("user_id", s(content, "userId"))
@@ -235,23 +244,29 @@ pub fn item_rows(v: &Value, raw: &str, job: Option<&JobTag>) -> Result<Vec<Row>,
         row.put("job_updated_at", j.updated_at);
     }
     let mut rows = vec![row];
-    if let (Some(channel), Some(conv)) = (
-        channel_of(ct),
-        v.get("conversationId").and_then(Value::as_str),
-    ) {
-        let session = match content.get("sessionId").or_else(|| v.get("sessionId")) {
-            Some(Value::String(x)) => Cell::Text(x.clone()),
-            _ => Cell::Null,
-        };
-        let init_type = init.get("type").and_then(Value::as_str).unwrap_or("");
-        let init_id = init.get("id").and_then(Value::as_str).unwrap_or("");
+    if let (Some(channel), Some(conv)) =
+        (channel_of(ct), v.field("conversationId").and_then(D::text))
+    {
+        let session = content
+            .field("sessionId")
+            .or_else(|| v.field("sessionId"))
+            .and_then(D::text)
+            .map_or(Cell::Null, |x| Cell::Text(x.to_owned()));
+        let init_type = init
+            .and_then(|p| p.field("type"))
+            .and_then(D::text)
+            .unwrap_or("");
+        let init_id = init
+            .and_then(|p| p.field("id"))
+            .and_then(D::text)
+            .unwrap_or("");
         rows.push(
             Row::new(model::MESSAGES)
                 .set("message_id", id)
                 .set("conversation_id", conv)
                 .set("session_id", session)
                 .set("sender_role", sender_role(init_type, init_id))
-                .set("sender_id", s(init, "id"))
+                .set("sender_id", party(init, "id"))
                 .set("channel", channel)
                 .set("sent_at", ts(v, "timestamp"))
                 .set("body", body),
@@ -264,12 +279,12 @@ pub fn item_rows(v: &Value, raw: &str, job: Option<&JobTag>) -> Result<Vec<Row>,
 ///
 /// # Errors
 /// When it has no `id`.
-pub fn customer_export_row(v: &Value, raw: &str) -> Result<Row, String> {
+pub fn customer_export_row<D: Doc>(v: &D, raw: &str) -> Result<Row, String> {
     let first = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_array)
+        v.field(k)
+            .and_then(D::elements)
             .and_then(|a| a.first())
-            .and_then(Value::as_str)
+            .and_then(D::text)
             .map(str::to_owned)
     };
     Ok(Row::new(CUSTOMERS)
@@ -322,7 +337,7 @@ pub fn customer_rest_row(v: &Value) -> Result<Row, String> {
 ///
 /// # Errors
 /// When it has no `id`.
-pub fn agent_row(v: &Value, raw: &str) -> Result<Row, String> {
+pub fn agent_row<D: Doc>(v: &D, raw: &str) -> Result<Row, String> {
     Ok(Row::new(AGENTS)
         .set("id", req(v, "id")?)
         .set("name", s(v, "name"))
@@ -334,11 +349,11 @@ pub fn agent_row(v: &Value, raw: &str) -> Result<Row, String> {
 ///
 /// # Errors
 /// When it has no `id`.
-pub fn topic_row(v: &Value, raw: &str) -> Result<Row, String> {
+pub fn topic_row<D: Doc>(v: &D, raw: &str) -> Result<Row, String> {
     Ok(Row::new(TOPICS)
         .set("id", req(v, "id")?)
         .set("name", s(v, "name"))
-        .set("disabled", v.get("disabled").and_then(Value::as_bool))
+        .set("disabled", v.field("disabled").and_then(D::boolean))
         .set("parent_id", s(v, "parentId"))
         .with_raw(raw))
 }
@@ -373,16 +388,16 @@ pub fn team_row(v: &Value) -> Result<Row, String> {
         .with_raw(v.to_string()))
 }
 
-/// One line of an export file → rows.
+/// One line of an export file → the line as read (borrowing from it) and its rows.
 ///
 /// # Errors
 /// When the line is not JSON or lacks what identifies it.
-pub fn line_rows(
+pub fn line_rows<'a>(
     kind: FileKind,
-    line: &str,
+    line: &'a str,
     job: Option<&JobTag>,
-) -> Result<(Value, Vec<Row>), String> {
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+) -> Result<(Json<'a>, Vec<Row>), String> {
+    let v = Json::parse(line).map_err(|e| format!("invalid JSON: {e}"))?;
     if !v.is_object() {
         return Err("not a JSON object".into());
     }
@@ -754,5 +769,57 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].raw.as_deref(), Some(line));
         assert!(line_rows(FileKind::Items, "{\"id\":", None).is_err());
+    }
+
+    #[test]
+    fn an_item_maps_to_the_same_rows_from_its_line_and_from_a_value() {
+        let lines = [
+            // Every column the mapping reads, lists and numbers where strings may be.
+            r#"{"id":"i1","conversationId":"c1","customerId":"u1","sessionId":"s0","timestamp":"2024-09-15T10:00:01.250Z","initiator":{"id":"a","type":"AGENT"},"responder":{"id":"u1","type":"CUSTOMER"},"content":{"type":"EMAIL","content":"hi \"there\"\n","subject":"S","from":"a@x","to":["b@x",7,"c@x"],"cc":["d@x"],"bcc":null,"messageType":"X","attachments":[{"n":1.5}],"messageData":{"k":[1,{"z":null}]}}}"#,
+            r#"{"id":"i2","conversationId":"c1","timestamp":"2024-09-15T10:00:02Z","initiator":{"id":"SIDEKICK-1","type":"SYSTEM"},"content":{"type":"CHAT_MESSAGE","content":"x","sessionId":"s1","to":"one@x"}}"#,
+            r#"{"id":"i3","conversationId":12,"customerId":3.25,"timestamp":"bad","initiator":"nobody","responder":[1],"content":{"type":"PHONE_CALL","startedAt":"2024-09-15T10:00:00Z","answeredAt":null,"recordingDuration":"100","recordingSummary":{"a":"b"},"link":{"url":"https://x"},"addedTopicIds":["t"],"customerNumber":5}}"#,
+            r#"{"id":"i4","conversationId":"c2","sessionId":"top","content":{"type":"SMS","content":"a","sessionId":3,"recordingDuration":1e3,"to":{"x":1}}}"#,
+            r#"{"id":"i5","conversationId":"c2","content":{"type":"CONVERSATION_STATUS_CHANGE","status":"CLOSED","recordingDuration":-7}}"#,
+            // A repeated key counts with its last value in both.
+            r#"{"id":"first","content":{"type":"SMS"},"id":"i6","conversationId":"c3","content":{"type":"VOICE_AI_MESSAGE","body":"b","status":"S","type":"VOICE_AI_MESSAGE"}}"#,
+            r#"{"id":"i7","content":{"type":"VIDEO_CALL"},"unknown":{"deep":[[[{"x":1}]]]}}"#,
+            // Rejected lines, with the same error.
+            r#"{"id":"","content":{"type":"SMS"}}"#,
+            r#"{"id":"i8","content":"SMS"}"#,
+            r#"{"id":"i9","content":{"type":""}}"#,
+            r#"{"id":7,"content":{"type":"SMS"}}"#,
+            r#"["id","i10"]"#,
+            r#"{"id":"i11","content":{"type":"SMS"}"#,
+        ];
+        let job = JobTag {
+            id: "j".into(),
+            updated_at: None,
+        };
+        for line in lines {
+            assert!(
+                super::super::inputs::item_line_agrees(line.as_bytes()),
+                "{line}"
+            );
+            let value = match serde_json::from_str::<Value>(line) {
+                Ok(v) if v.is_object() => v,
+                _ => continue,
+            };
+            let read = line_rows(FileKind::Items, line, Some(&job)).map(|(_, rows)| rows);
+            assert_eq!(read, item_rows(&value, line, Some(&job)), "{line}");
+        }
+        let (_, rows) = line_rows(FileKind::Items, lines[0], None).expect("an item");
+        assert_eq!(
+            rows[0].get("to_address").and_then(Cell::as_str),
+            Some("b@x, c@x")
+        );
+        let (_, rows) = line_rows(FileKind::Items, lines[2], None).expect("an item");
+        assert_eq!(
+            rows[0].get("conversation_id").and_then(Cell::as_str),
+            Some("12")
+        );
+        assert_eq!(rows[0].get("recording_duration"), Some(&Cell::Integer(100)));
+        let (_, rows) = line_rows(FileKind::Items, lines[5], None).expect("an item");
+        assert_eq!(rows[0].get("id").and_then(Cell::as_str), Some("i6"));
+        assert_eq!(rows[1].get("body").and_then(Cell::as_str), Some("b"));
     }
 }
