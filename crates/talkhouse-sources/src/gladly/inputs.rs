@@ -28,15 +28,8 @@ pub fn export_line(data: &[u8]) -> usize {
 pub fn item_line_agrees(data: &[u8]) -> bool {
     let line = String::from_utf8_lossy(data);
     let read = records::line_rows(FileKind::Items, &line, None).map(|(_, rows)| rows);
-    let from_value = serde_json::from_str::<serde_json::Value>(&line)
-        .map_err(|e| format!("invalid JSON: {e}"))
-        .and_then(|v| {
-            if v.is_object() {
-                records::item_rows(&v, &line, None)
-            } else {
-                Err("not a JSON object".into())
-            }
-        });
+    let from_value = records::line_rows_as::<serde_json::Value>(FileKind::Items, &line, None)
+        .map(|(_, rows)| rows);
     read == from_value
 }
 

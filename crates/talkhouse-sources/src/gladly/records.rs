@@ -397,7 +397,20 @@ pub fn line_rows<'a>(
     line: &'a str,
     job: Option<&JobTag>,
 ) -> Result<(Json<'a>, Vec<Row>), String> {
-    let v = Json::parse(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    line_rows_as(kind, line, job)
+}
+
+/// [`line_rows`], reading the line into any document type (`serde_json::Value` too: the fuzz
+/// target checks that both give the same rows).
+///
+/// # Errors
+/// As [`line_rows`].
+pub fn line_rows_as<'a, D: Doc + serde::Deserialize<'a>>(
+    kind: FileKind,
+    line: &'a str,
+    job: Option<&JobTag>,
+) -> Result<(D, Vec<Row>), String> {
+    let v: D = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
     if !v.is_object() {
         return Err("not a JSON object".into());
     }
