@@ -32,15 +32,7 @@ pub enum Json<'a> {
     Object(Vec<(Cow<'a, str>, Json<'a>)>),
 }
 
-impl<'a> Json<'a> {
-    /// Parses one JSON document (surrounding whitespace allowed).
-    ///
-    /// # Errors
-    /// Where `serde_json::from_str::<Value>` would fail, with the same error.
-    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
-    }
-
+impl Json<'_> {
     /// As a `serde_json::Value` (a repeated key keeps its first place and its last value, as
     /// serde_json's own parse gives it).
     pub fn to_value(&self) -> Value {
@@ -76,8 +68,6 @@ pub trait Doc: Sized {
     fn elements(&self) -> Option<&[Self]>;
     /// Whether this is an object.
     fn is_object(&self) -> bool;
-    /// Whether this is `null`.
-    fn is_null(&self) -> bool;
     /// As an owned `serde_json::Value`.
     fn to_value(&self) -> Value;
 }
@@ -116,9 +106,6 @@ impl Doc for Json<'_> {
     fn is_object(&self) -> bool {
         matches!(self, Json::Object(_))
     }
-    fn is_null(&self) -> bool {
-        matches!(self, Json::Null)
-    }
     fn to_value(&self) -> Value {
         Json::to_value(self)
     }
@@ -145,9 +132,6 @@ impl Doc for Value {
     }
     fn is_object(&self) -> bool {
         Value::is_object(self)
-    }
-    fn is_null(&self) -> bool {
-        Value::is_null(self)
     }
     fn to_value(&self) -> Value {
         self.clone()
@@ -259,7 +243,7 @@ mod tests {
     fn reads_what_serde_json_reads_and_gives_the_same_value() {
         for text in SAMPLES {
             let want: Value = serde_json::from_str(text).expect("valid");
-            let got = Json::parse(text).expect("valid");
+            let got = serde_json::from_str::<Json>(text).expect("valid");
             assert_eq!(got.to_value(), want, "{text}");
             assert_eq!(got.to_value().to_string(), want.to_string(), "{text}");
         }
@@ -280,7 +264,7 @@ mod tests {
             deep_in_object.as_str(),
         ] {
             let want = serde_json::from_str::<Value>(text).expect_err(text);
-            let got = Json::parse(text).expect_err(text);
+            let got = serde_json::from_str::<Json>(text).expect_err(text);
             assert_eq!(got.to_string(), want.to_string(), "{text}");
         }
     }
@@ -288,7 +272,7 @@ mod tests {
     #[test]
     fn strings_without_escapes_borrow_the_text() {
         let text = r#"{"id":"abc","body":"a\nb"}"#;
-        let doc = Json::parse(text).expect("valid");
+        let doc = serde_json::from_str::<Json>(text).expect("valid");
         assert!(matches!(
             doc.field("id"),
             Some(Json::String(Cow::Borrowed("abc")))
@@ -303,7 +287,7 @@ mod tests {
     #[test]
     fn a_repeated_key_reads_as_its_last_value_in_both() {
         let text = r#"{"k":1,"other":true,"k":"two"}"#;
-        let doc = Json::parse(text).expect("valid");
+        let doc = serde_json::from_str::<Json>(text).expect("valid");
         let value: Value = serde_json::from_str(text).expect("valid");
         assert_eq!(doc.field("k").and_then(Doc::text), Some("two"));
         assert_eq!(Doc::field(&value, "k").and_then(Doc::text), Some("two"));
