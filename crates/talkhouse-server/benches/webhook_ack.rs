@@ -18,7 +18,8 @@
 //! * two servers sharing that PostgreSQL inbox, the connections split between them.
 //!
 //! For each it prints p50, p99 and max acknowledgement latency, how many events were
-//! acknowledged, and how many of those are durable: after the servers shut down, a fresh inbox
+//! acknowledged and processed (and how long after the last acknowledgement the workers caught
+//! up), and how many of those are durable: after the servers shut down, a fresh inbox
 //! opened on the same folder or database is offered every acknowledged id again and must answer
 //! `Duplicate` (it has it).
 
@@ -238,10 +239,14 @@ async fn run(setup: Setup, rate: u64, secs: u64, pg_url: &str) {
         }
     }
     let sent_for = start_at.elapsed();
+    // How long the workers take to process what is still in the inbox once the last event is
+    // acknowledged: near zero when they keep up with the rate, growing with the run when not.
     let drain = Instant::now();
     while dest.count(&name, "items") < acked.len() && drain.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let caught_up = drain.elapsed();
+    let processed = dest.count(&name, "items");
     for s in servers {
         let _ = s.stop.send(());
         s.task
@@ -277,19 +282,22 @@ async fn run(setup: Setup, rate: u64, secs: u64, pg_url: &str) {
     };
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "{:<28} {rate:>5}/s {:>5.1} s: sent {total}, acked {}, durable {held}, processed {}; \
-         ack p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{:<28} {rate:>5}/s {:>5.1} s: sent {total}, acked {}, durable {held}, processed {} \
+         ({:.1} s after the last ack); ack p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         setup.label(),
         sent_for.as_secs_f64(),
         acked.len(),
-        dest.count(&name, "items"),
+        processed,
+        caught_up.as_secs_f64(),
         ms(pct(0.50)),
         ms(pct(0.99)),
         ms(latencies.last().copied().unwrap_or_default()),
     );
 }
 
-/// Deletes the run's rows from the PostgreSQL inbox.
+/// Deletes the run's rows from the PostgreSQL inbox and vacuums it, so that the next run starts
+/// on a table without this one's dead rows, as autovacuum would leave it between two loads (a
+/// server with autovacuum off never would: every run then inherits every earlier run's).
 async fn cleanup(url: &str, source: &str) {
     let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
         return;
@@ -301,6 +309,7 @@ async fn cleanup(url: &str, source: &str) {
             &[&source],
         )
         .await;
+    let _ = client.batch_execute("VACUUM talkhouse.serve_inbox").await;
 }
 
 fn main() {

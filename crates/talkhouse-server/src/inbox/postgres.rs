@@ -10,6 +10,10 @@
 //!   long as the connection, so a crashed instance releases it too.
 //! * `talkhouse.serve_schedule`: when each source's scheduled sync last started.
 //! * Done rows older than `dedupe_window` are deleted when an instance starts.
+//! * Every event's row is updated twice (claimed, then done), so the table collects dead row
+//!   versions quickly, and claims slow down as their index scans step over them. PostgreSQL's
+//!   autovacuum reclaims them; where it is off (for the server or for this table), each instance
+//!   runs `VACUUM` on the inbox table itself when it starts and every [`VACUUM_EVERY`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,6 +57,9 @@ const POLL: Duration = Duration::from_millis(250);
 /// Connections for claims, completions and reads (puts have one of their own).
 const POOL: usize = 4;
 
+/// How often an instance vacuums the inbox table where PostgreSQL's autovacuum does not.
+pub const VACUUM_EVERY: Duration = Duration::from_secs(60);
+
 fn pg(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> InboxError {
     move |e| {
         let message = e
@@ -85,6 +92,16 @@ pub struct PostgresInbox {
     notify: Arc<Notify>,
     closed: AtomicBool,
     puts: mpsc::Sender<Put>,
+    /// The task vacuuming the inbox table, where autovacuum does not.
+    vacuum: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for PostgresInbox {
+    fn drop(&mut self) {
+        if let Some(task) = &self.vacuum {
+            task.abort();
+        }
+    }
 }
 
 /// One `put` waiting for the next group insert.
@@ -182,6 +199,48 @@ async fn put_writer(url: String, mut rx: mpsc::Receiver<Put>, notify: Arc<Notify
     }
 }
 
+/// Whether PostgreSQL's autovacuum leaves `table` alone: off for the whole server, or turned off
+/// for the table (`autovacuum_enabled = false`).
+///
+/// # Errors
+/// When the settings cannot be read.
+pub async fn autovacuum_off(client: &Client, table: &str) -> Result<bool, InboxError> {
+    let row = client
+        .query_one(
+            "SELECT NOT current_setting('autovacuum')::boolean
+                 OR EXISTS (SELECT FROM unnest(c.reloptions) o
+                            WHERE split_part(o, '=', 1) = 'autovacuum_enabled'
+                              AND NOT split_part(o, '=', 2)::boolean)
+             FROM pg_class c WHERE c.oid = $1::text::regclass",
+            &[&table],
+        )
+        .await
+        .map_err(pg("reading the autovacuum setting"))?;
+    row.try_get(0).map_err(pg("reading the autovacuum setting"))
+}
+
+/// Vacuums the inbox table now (after the start's deletions) and then every [`VACUUM_EVERY`]
+/// while the inbox is open, on a connection of its own (`SKIP_LOCKED`: another instance's vacuum
+/// in progress is enough).
+async fn vacuum_loop(url: String) {
+    let mut client: Option<Client> = None;
+    let mut every = tokio::time::interval(VACUUM_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if client.as_ref().is_none_or(Client::is_closed) {
+            client = connect(&url).await.ok();
+        }
+        let Some(c) = client.as_ref() else { continue };
+        if let Err(e) = c
+            .batch_execute("VACUUM (SKIP_LOCKED) talkhouse.serve_inbox")
+            .await
+        {
+            tracing::warn!(error = %e, "could not vacuum the inbox table");
+        }
+    }
+}
+
 impl std::fmt::Debug for PostgresInbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresInbox")
@@ -214,6 +273,7 @@ impl PostgresInbox {
             )
             .await
             .map_err(pg("forgetting old events"))?;
+        let self_vacuum = autovacuum_off(&client, "talkhouse.serve_inbox").await?;
         let mut clients = vec![RwLock::new(Arc::new(client))];
         for _ in 1..POOL {
             clients.push(RwLock::new(Arc::new(connect(url).await?)));
@@ -221,6 +281,13 @@ impl PostgresInbox {
         let notify = Arc::new(Notify::new());
         let (puts, rx) = mpsc::channel(8192);
         tokio::spawn(put_writer(url.to_owned(), rx, notify.clone()));
+        let vacuum = self_vacuum.then(|| {
+            tracing::info!(
+                every = ?VACUUM_EVERY,
+                "PostgreSQL's autovacuum is off for talkhouse.serve_inbox: this instance vacuums it itself"
+            );
+            tokio::spawn(vacuum_loop(url.to_owned())).abort_handle()
+        });
         Ok(Self {
             url: url.to_owned(),
             clients,
@@ -229,6 +296,7 @@ impl PostgresInbox {
             notify,
             closed: AtomicBool::new(false),
             puts,
+            vacuum,
         })
     }
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use talkhouse_model::Source;
-use talkhouse_server::{InboxKind, ServeConfig};
+use talkhouse_server::inbox::postgres::{PostgresInbox, autovacuum_off};
+use talkhouse_server::{Inbox, InboxKind, ServeConfig};
 
 use crate::*;
 
@@ -158,4 +159,77 @@ async fn events_survive_an_instance_and_are_processed_once() {
         assert_eq!(probe.count(&format!("k-{i}")), 1, "event k-{i}");
     }
     cleanup(&url, &name).await;
+}
+
+/// The autovacuum setting is read for the server and for the table.
+#[tokio::test]
+async fn autovacuum_is_read_for_the_server_and_the_table() {
+    let Some(url) = postgres_url() else { return };
+    let client = pg_client(&url).await;
+    let table = format!("public.talkhouse_autovacuum_{}", std::process::id());
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x int) WITH (autovacuum_enabled = off)"
+        ))
+        .await
+        .unwrap();
+    assert!(autovacuum_off(&client, &table).await.unwrap());
+    client
+        .batch_execute(&format!("ALTER TABLE {table} RESET (autovacuum_enabled)"))
+        .await
+        .unwrap();
+    let server: String = client
+        .query_one("SHOW autovacuum", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        autovacuum_off(&client, &table).await.unwrap(),
+        server == "off"
+    );
+    client
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+}
+
+/// Where autovacuum leaves the inbox table alone, an instance vacuums it when it opens.
+#[tokio::test]
+async fn an_inbox_vacuums_its_table_where_autovacuum_does_not() {
+    let Some(url) = postgres_url() else { return };
+    let client = pg_client(&url).await;
+    let open = || PostgresInbox::open(&url, Duration::from_secs(60), Duration::from_secs(3600));
+    // The table exists once an inbox has opened; then autovacuum is turned off for it (the
+    // setting stays: any instance vacuuming it as well is harmless).
+    drop(open().await.unwrap());
+    client
+        .batch_execute("ALTER TABLE talkhouse.serve_inbox SET (autovacuum_enabled = false)")
+        .await
+        .unwrap();
+    let vacuums = || async {
+        let n: i64 = client
+            .query_one(
+                "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'talkhouse.serve_inbox'::regclass",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        n
+    };
+    let before = vacuums().await;
+    let inbox = open().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while vacuums().await <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the inbox table was not vacuumed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    inbox.close().await.unwrap();
+    client
+        .batch_execute("ALTER TABLE talkhouse.serve_inbox RESET (autovacuum_enabled)")
+        .await
+        .unwrap();
 }
