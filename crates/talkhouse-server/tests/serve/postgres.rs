@@ -199,8 +199,8 @@ async fn an_inbox_vacuums_its_table_where_autovacuum_does_not() {
     let Some(url) = postgres_url() else { return };
     let client = pg_client(&url).await;
     let open = || PostgresInbox::open(&url, Duration::from_secs(60), Duration::from_secs(3600));
-    // The table exists once an inbox has opened; then autovacuum is turned off for it (the
-    // setting stays: any instance vacuuming it as well is harmless).
+    // The table exists once an inbox has opened; then autovacuum is turned off for it until the
+    // end of the test (other tests' instances vacuuming it meanwhile is harmless).
     drop(open().await.unwrap());
     client
         .batch_execute("ALTER TABLE talkhouse.serve_inbox SET (autovacuum_enabled = false)")
